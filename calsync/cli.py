@@ -1,0 +1,102 @@
+"""The command line: parse, build, call one function, render.
+
+Each command loads settings, opens what it needs, calls one core or engine function and
+hands the result to `output.py`. Heavy libraries are imported inside the commands, so
+`calsync --help` and the hooks start fast. Errors: `handle_error()` is the one renderer.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .errors import UserFacingError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """What every command gets: flags of the group, the environment, settings on demand."""
+
+    def __init__(self, config_path: Path | None, debug: bool) -> None:
+        self.config_path = config_path
+        self.debug = debug
+        self.env: dict[str, str] = dict(os.environ)
+        self._settings: Any = None
+
+    @property
+    def settings(self) -> Any:
+        if self._settings is None:
+            from .config import load_config
+
+            self._settings = load_config(self.config_path, self.env)
+        return self._settings
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def handle_error(exc: BaseException, debug: bool) -> None:
+    """Print one line for a person and exit; a bug shows its traceback only with --debug."""
+    if isinstance(exc, UserFacingError):
+        if debug:
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
+        click.echo(f"calsync: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    if debug:
+        raise exc
+    click.echo(f"calsync: internal error: {type(exc).__name__}: {exc} (run with --debug for "
+               "the traceback, and please report it)", err=True)
+    sys.exit(3)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)
+
+
+class CalsyncGroup(click.Group):
+    """Runs every command under `handle_error`, so CliRunner tests see what users see."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            debug = isinstance(ctx.obj, Context) and ctx.obj.debug
+            handle_error(exc, debug)
+
+
+@click.group(cls=CalsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="Config file (default: CALSYNC_CONFIG, else the platform config dir).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="calsync")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
+    """calsync: plan Claude Code sessions in your calendar, and write back what happened.
+
+    \b
+    Example:
+      calsync agenda --calendar examples/sessions.ics --from 2026-12-07 --to 2026-12-14
+    """
+    ctx.obj = Context(config_path, debug)
+
+
+def main() -> None:
+    cli(prog_name="calsync")
+
+
+# Commands are defined below, one block each, a few lines apiece.
+# --- template (issue: foundation) ---
+# --- agenda (issue: foundation) ---
+# --- usage / log (issue: usage) ---
+# --- init / sync / schedule (issue: sync) ---

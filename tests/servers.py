@@ -1,0 +1,1 @@
+"""Real CalDAV servers (Radicale, Xandikos) started by the test suite: see fixtures below."""
