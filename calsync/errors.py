@@ -116,9 +116,16 @@ class ServerError(UserFacingError):
     reference = "server-error"
     exit_code = 1
 
-    def __init__(self, href: str, message: str, *, status: int | None = None) -> None:
+    def __init__(self, href: str, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{href}: {message}" + (f" (HTTP {status})" if status else ""))
         self.href, self.status = href, status
+        self.retry_after = retry_after  # seconds, from a 429/503 Retry-After header
+
+    @property
+    def transient(self) -> bool:
+        """No answer (timeout, reset), 408, 429 or 5xx: worth retrying after a pause."""
+        return self.status is None or self.status in (408, 429) or self.status >= 500
 
 
 class PreconditionFailed(UserFacingError):
