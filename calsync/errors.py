@@ -3,6 +3,7 @@
 This module imports nothing from calsync (pip's rule): any module may import it.
 
     CalsyncError                      base; anything else escaping is a bug
+    ├── SyncTokenInvalid              a server refused a sync token: list() instead (href)
     └── UserFacingError               one line for a person, a hint, exit code `exit_code`
         ├── ConfigError               a config file or a flag (key, path)
         ├── CalendarParseError        an .ics text, an event or a property (path, uid, property)
@@ -24,6 +25,15 @@ from __future__ import annotations
 
 class CalsyncError(Exception):
     """Base of all calsync errors."""
+
+
+class SyncTokenInvalid(CalsyncError):
+    """Not a failure: the server cannot answer "what changed since this token" (expired or
+    unknown token, or no RFC 6578 support). The caller falls back to a full listing."""
+
+    def __init__(self, href: str, reason: str) -> None:
+        super().__init__(f"{href}: {reason}")
+        self.href, self.reason = href, reason
 
 
 class UserFacingError(CalsyncError):
