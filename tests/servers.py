@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,8 +127,11 @@ def run_radicale(storage: Path) -> Iterator[DavServer]:
 
 
 @contextlib.contextmanager
-def run_xandikos(storage: Path) -> Iterator[DavServer]:
-    """Xandikos (strict) on aiohttp in a thread, on a socket this process bound itself."""
+def run_xandikos(storage: Path, middlewares: Sequence[Any] = ()) -> Iterator[DavServer]:
+    """Xandikos (strict) on aiohttp in a thread, on a socket this process bound itself.
+
+    `middlewares` are aiohttp middlewares put in front of it (to make it misbehave).
+    """
     from aiohttp import web
     from xandikos.web import SingleUserFilesystemBackend, XandikosApp
 
@@ -141,7 +144,7 @@ def run_xandikos(storage: Path) -> Iterator[DavServer]:
         response: web.StreamResponse = await dav_app.aiohttp_handler(request, "/")
         return response
 
-    app = web.Application()
+    app = web.Application(middlewares=list(middlewares))
     app.router.add_route("*", "/{path_info:.*}", handler)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind((HOST, 0))
@@ -189,11 +192,14 @@ def dav_server(request: pytest.FixtureRequest) -> DavServer:
     return server
 
 
-def make_calendar(server: DavServer, name: str) -> str:
-    """Create an empty calendar collection named `name` (display name too); return its URL."""
+def make_calendar(server: DavServer, name: str, *, unique: bool = True) -> str:
+    """Create an empty calendar collection named after `name` (made unique unless told
+    otherwise; the display name is the same as the last path segment); return its URL."""
     import caldav
 
-    cal_id = re.sub(r"[^A-Za-z0-9_-]+", "-", name)[:40].strip("-") + "-" + uuid.uuid4().hex[:8]
+    cal_id = re.sub(r"[^A-Za-z0-9_-]+", "-", name)[:40].strip("-")
+    if unique:
+        cal_id += "-" + uuid.uuid4().hex[:8]
     with caldav.DAVClient(url=server.url, username=server.username, password=server.password,
                           enable_rfc6764=False, timeout=10) as client:
         calendar = client.principal().make_calendar(name=cal_id, cal_id=cal_id)
