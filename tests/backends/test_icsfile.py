@@ -10,12 +10,15 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import recurring_ical_events
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from icalendar import Calendar, Event
 
 from calsync.backends import Backend
@@ -234,6 +237,51 @@ def test_events_without_a_uid_are_kept_but_not_listed(tmp_path: Path) -> None:
     assert backend.list() == []
     backend.create(single_event("new@calsync.test"), uid="new@calsync.test")
     assert no_uid in path.read_text()
+
+
+def fold(line: str, width: int | None) -> str:
+    if width is None:
+        return line
+    return "\n ".join(line[i:i + width] for i in range(0, len(line), width))
+
+
+foreign_events = st.lists(st.tuples(
+    st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=120),
+    st.sampled_from([75, 60, 30, None]),
+), max_size=4)
+
+
+@settings(max_examples=40, deadline=None)
+@example(before=[("line\u2028separator and next\x85line, no colon", 75)], after=[],
+         newline="\r\n", bom=True)
+@given(before=foreign_events, after=foreign_events, newline=st.sampled_from(["\r\n", "\n"]),
+       bom=st.booleans())
+def test_foreign_events_keep_their_bytes_whatever_they_look_like(
+    before: list[tuple[str, int | None]], after: list[tuple[str, int | None]], newline: str,
+    bom: bool,
+) -> None:
+    def event(n: int, summary: str, width: int | None) -> str:
+        return (f"BEGIN:VEVENT\nUID:foreign-{n}\nDTSTART:20261201T100000Z\n"
+                f"{fold('SUMMARY:' + summary, width)}\nEND:VEVENT\n")
+
+    head = "\ufeff" * bom + "BEGIN:VCALENDAR\nVERSION:2.0\nX-WR-CALNAME:Mine\n"
+    prefix = head + "".join(event(n, *e) for n, e in enumerate(before))
+    suffix = "".join(event(n + 10, *e) for n, e in enumerate(after)) + "END:VCALENDAR\n"
+    session = single_event(SESSION_UID, "Before")
+    session = session[session.index("BEGIN:VEVENT"):session.index("END:VCALENDAR")]
+    prefix, suffix = (t.replace("\n", newline) for t in (prefix, suffix))
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "mine.ics"
+        path.write_bytes((prefix + session + suffix).encode())
+        backend = IcsFileBackend(path)
+        obj = backend.get(SESSION_UID)
+        backend.put(CalendarObject(obj.href, obj.etag, single_event(SESSION_UID, "After")),
+                    etag=obj.etag)
+        text = path.read_bytes().decode()
+    assert text.startswith(prefix)
+    assert text.endswith(suffix)
+    assert text[len(prefix):-len(suffix)] == (
+        session.replace("Before", "After").replace("\r\n", "\n").replace("\n", newline))
 
 
 # --- safety -------------------------------------------------------------------------------
