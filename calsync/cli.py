@@ -11,12 +11,13 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from .errors import UserFacingError
+from .errors import ConfigError, UserFacingError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,3 +158,162 @@ def template(ctx: Context, preset: str | None, schedule_path: Path | None, proje
 # --- agenda (issue: foundation) ---
 # --- usage / log (issue: usage) ---
 # --- init / sync / schedule (issue: sync) ---
+
+
+@dataclass(frozen=True)
+class _InitAnswers:
+    calendar: str | None
+    username: str | None
+    password_command: str | None
+    store_password: bool
+    logs: tuple[str, ...]
+    projects: tuple[str, ...]
+
+    def raw(self) -> dict[str, Any]:
+        """The answers as config data: local paths made absolute, `~` expanded."""
+        from .backends import is_url
+
+        def absolute(path: str) -> str:
+            return str(Path(path).expanduser().absolute())
+
+        url = self.calendar
+        calendar = {"url": url if not url or is_url(url) else absolute(url),
+                    "username": self.username,
+                    "password_command": self.password_command}
+        projects = {}
+        for flag in self.projects:
+            name, sep, path = flag.partition("=")
+            if not (sep and name.strip() and path.strip()):
+                raise ConfigError(f"expected NAME=PATH, got {flag!r}", key="--project")
+            projects[name.strip()] = {"path": absolute(path.strip())}
+        return {"calendar": {k: v for k, v in calendar.items() if v},
+                "usage": {"logs": [absolute(p) for p in self.logs]} if self.logs else {},
+                "projects": projects}
+
+
+def _ask(question: str) -> str:
+    return str(click.prompt(question, default="", show_default=False)).strip()
+
+
+def _ask_missing(answers: _InitAnswers) -> _InitAnswers:
+    """In a terminal: ask for what the flags left out (a blank answer keeps the default)."""
+    from .backends import is_url
+
+    calendar = answers.calendar or _ask("Calendar: a CalDAV URL or an .ics file "
+                                        "(blank: the default file)") or None
+    username, command, store = answers.username, answers.password_command, answers.store_password
+    if calendar and is_url(calendar):
+        username = username or _ask("CalDAV username") or None
+        if not (command or store):
+            command = _ask("Password command (blank: keep the password in the keyring)") or None
+            store = command is None
+    logs = answers.logs or tuple(filter(None, [_ask("Claude Code logs directory "
+                                                    "(blank: where Claude Code keeps them)")]))
+    projects = answers.projects or tuple(iter(lambda: _ask("Project as NAME=PATH to its git "
+                                                           "repository (blank: done)"), ""))
+    return replace(answers, calendar=calendar, username=username, password_command=command,
+                   store_password=store, logs=logs, projects=projects)
+
+
+def _read_password(env: dict[str, str]) -> str:
+    """CALSYNC_PASSWORD, else asked in a terminal, else one line of standard input."""
+    if env.get("CALSYNC_PASSWORD"):
+        return env["CALSYNC_PASSWORD"]
+    if sys.stdin.isatty():
+        return str(click.prompt("CalDAV password", hide_input=True, confirmation_prompt=True))
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise ConfigError("no password to store: set CALSYNC_PASSWORD or pass it on standard "
+                          "input", key="--store-password")
+    return password
+
+
+@cli.command()
+@click.option("--calendar", metavar="URL|PATH", help="A CalDAV collection URL or an .ics file.")
+@click.option("--username", help="CalDAV username (the keyring entry is kept under it).")
+@click.option("--password-command", metavar="CMD",
+              help="A command that prints the password, run without a shell.")
+@click.option("--store-password", is_flag=True,
+              help="Keep the password in the keyring: from CALSYNC_PASSWORD, else asked in a "
+              "terminal, else one line of standard input.")
+@click.option("--logs", multiple=True, metavar="DIR",
+              help="A Claude Code config or projects directory (repeatable).")
+@click.option("--project", "projects", multiple=True, metavar="NAME=PATH",
+              help="A project and its git repository (repeatable).")
+@click.option("--force", is_flag=True, help="Replace an existing config file.")
+@pass_ctx
+def init(ctx: Context, calendar: str | None, username: str | None,
+         password_command: str | None, store_password: bool, logs: tuple[str, ...],
+         projects: tuple[str, ...], force: bool) -> None:
+    """Write a commented config file; keep the CalDAV password in the keyring.
+
+    Flags fill it in; in a terminal, calsync asks for what they leave out. The password
+    never goes into the file.
+
+    \b
+    Example:
+      calsync init --calendar https://dav.example.com/cal/sessions/ --username me --store-password
+      calsync init --calendar ~/sessions.ics --project calsync=~/src/calsync
+    """
+    from . import config
+
+    path = (ctx.config_path or config.default_config_path(ctx.env)).expanduser()
+    config.refuse_overwrite(path, force=force)
+    answers = _InitAnswers(calendar, username, password_command, store_password, logs, projects)
+    if sys.stdin.isatty():
+        answers = _ask_missing(answers)
+    settings = config.validate_settings(answers.raw(), path="calsync init")
+    if answers.store_password:
+        if not settings.calendar.username:
+            raise ConfigError("--store-password needs a --username", key="--username")
+        config.store_password(settings.calendar.username, _read_password(ctx.env))
+        click.echo(f"stored the password of {settings.calendar.username} in the keyring")
+    config.write_config(path, config.render_config(settings), force=force)
+    click.echo(f"wrote {path}")
+
+
+def _calsync_command() -> tuple[str, ...]:
+    """The absolute calsync executable that is running (or python -m calsync)."""
+    import shutil
+
+    argv0 = Path(sys.argv[0])
+    for candidate in (argv0 if argv0.stem == "calsync" else None,
+                      Path(sys.executable).parent / "calsync", shutil.which("calsync")):
+        if candidate and Path(candidate).is_file():
+            return (str(Path(candidate).absolute()),)
+    return (str(Path(sys.executable).absolute()), "-m", "calsync")
+
+
+@cli.command()
+@click.option("--cron", "kind", flag_value="cron", help="A crontab line; logs to a file.")
+@click.option("--systemd", "kind", flag_value="systemd",
+              help="A systemd user service and timer; logs to the journal.")
+@click.option("--launchd", "kind", flag_value="launchd",
+              help="A macOS LaunchAgent; logs to ~/Library/Logs/calsync.")
+@pass_ctx
+def schedule(ctx: Context, kind: str | None) -> None:
+    """Print a job that runs `calsync sync --quiet` every 15 minutes, ready to install.
+
+    With --config (or CALSYNC_CONFIG), the job uses that config file.
+
+    \b
+    Example:
+      calsync schedule --cron
+      calsync schedule --systemd | sh
+    """
+    from platformdirs import user_log_path
+
+    from . import scheduling
+
+    if kind not in scheduling.KINDS:
+        raise ConfigError("say which scheduler: --cron, --systemd or --launchd")
+    config = ctx.config_path or (Path(ctx.env["CALSYNC_CONFIG"]) if ctx.env.get(
+        "CALSYNC_CONFIG") else None)
+    if config is not None and not config.expanduser().is_file():
+        raise ConfigError("no such file", path=str(config), hint="run `calsync init` first")
+    job = scheduling.Job(
+        command=_calsync_command(), log_dir=user_log_path("calsync"), home=Path.home(),
+        config=config.expanduser().absolute() if config else None)
+    if kind == "cron":
+        job.log_dir.mkdir(parents=True, exist_ok=True)
+    click.echo(scheduling.render(kind, job), nl=False)
