@@ -137,11 +137,12 @@ def run_xandikos(storage: Path, middlewares: Sequence[Any] = ()) -> Iterator[Dav
 
     principal = f"/{USERNAME}/"
     backend = SingleUserFilesystemBackend(str(storage))
-    backend.create_principal(principal, create_defaults=True)
+    backend.create_principal(principal, create_defaults=True)  # type: ignore[no-untyped-call]
     dav_app = XandikosApp(backend, current_user_principal=principal, strict=True)
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        response: web.StreamResponse = await dav_app.aiohttp_handler(request, "/")
+        response: web.StreamResponse = await dav_app.aiohttp_handler(  # type: ignore[no-untyped-call]
+            request, "/")
         return response
 
     app = web.Application(middlewares=list(middlewares))
@@ -195,14 +196,14 @@ def dav_server(request: pytest.FixtureRequest) -> DavServer:
 def make_calendar(server: DavServer, name: str, *, unique: bool = True) -> str:
     """Create an empty calendar collection named after `name` (made unique unless told
     otherwise; the display name is the same as the last path segment); return its URL."""
-    import caldav
+    from caldav.davclient import DAVClient
 
     cal_id = re.sub(r"[^A-Za-z0-9_-]+", "-", name)[:40].strip("-")
     if unique:
         cal_id += "-" + uuid.uuid4().hex[:8]
-    with caldav.DAVClient(url=server.url, username=server.username, password=server.password,
-                          enable_rfc6764=False, timeout=10) as client:
-        calendar = client.principal().make_calendar(name=cal_id, cal_id=cal_id)
+    with DAVClient(url=server.url, username=server.username, password=server.password,
+                   enable_rfc6764=False, timeout=10) as client:
+        calendar: Any = client.get_principal().make_calendar(name=cal_id, cal_id=cal_id)
         return str(calendar.url)
 
 

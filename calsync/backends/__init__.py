@@ -24,9 +24,12 @@ lazily, so that commands that never touch a server never import caldav.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..model import CalendarObject
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 @runtime_checkable
@@ -58,3 +61,29 @@ class Backend(Protocol):
 
 def is_url(location: str) -> bool:
     return location.startswith(("http://", "https://"))
+
+
+def open_backend(location: str, *, settings: Settings, env: Mapping[str, str]) -> Backend:
+    """The backend for `location`: an http(s) URL is a CalDAV collection, anything else an
+    .ics file. Each backend module is imported here, only when it is needed.
+
+    For a URL, credentials and connection options come from `settings.calendar`; its
+    `calendar_name` applies only when `location` is the configured `calendar.url` (a
+    URL given on the command line names the collection itself). The password is looked
+    up (see `calsync.secrets`) only when a username is configured.
+    """
+    if is_url(location):
+        from ..secrets import get_password
+        from .caldav import CaldavBackend
+
+        options = settings.calendar
+        return CaldavBackend(
+            location, username=options.username,
+            password=get_password(settings, env) if options.username else None,
+            auth=options.auth, verify_tls=options.verify_tls,
+            timeout_seconds=options.timeout_seconds,
+            calendar_name=options.calendar_name if location == options.url else None,
+        )
+    from .icsfile import IcsFileBackend
+
+    return IcsFileBackend(location)

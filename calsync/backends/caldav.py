@@ -113,6 +113,9 @@ class CaldavBackend:
         self._origin = f"{parts.scheme}://{parts.netloc}"
         self._calendar_name = calendar_name
         self._path: str | None = None if calendar_name else _collection_path(parts.path)
+        # the collection's URL; until a display name is looked up, where it will be looked for
+        self.location = (f"{url} (calendar {calendar_name!r})" if self._path is None
+                         else self._url(self._path))
         self._client = DAVClient(
             url=url, username=username, password=password,
             auth_type=None if auth == "auto" else auth,
@@ -129,17 +132,11 @@ class CaldavBackend:
     # --- where the collection is -----------------------------------------------------------
 
     @property
-    def location(self) -> str:
-        """The collection's URL (known without a request unless found by display name)."""
-        if self._path is None:
-            return f"{self._origin}/ (calendar {self._calendar_name!r})"
-        return self._url(self._path)
-
-    @property
     def path(self) -> str:
         """The collection's href, ending in '/'."""
         if self._path is None:
             self._path = self._find_by_name(str(self._calendar_name))
+            self.location = self._url(self._path)
         return self._path
 
     def _find_by_name(self, name: str) -> str:

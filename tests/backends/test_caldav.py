@@ -9,17 +9,21 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from icalendar import Calendar
 
-from calsync.backends import Backend
+from calsync.backends import Backend, open_backend
 from calsync.backends.caldav import CaldavBackend, name_for_uid
+from calsync.config import Settings, parse_config
 from calsync.errors import (
     AuthError,
     ConfigError,
@@ -48,25 +52,20 @@ def open_caldav(server: DavServer, url: str, **options: Any) -> CaldavBackend:
 
 
 class TestRadicale(BackendContract):
-    server_fixture = "radicale_server"
+    @pytest.fixture
+    def calendar_url(self, radicale_server: DavServer, request: pytest.FixtureRequest) -> str:
+        return make_calendar(radicale_server, request.node.name)
 
     @pytest.fixture
-    def server(self, request: pytest.FixtureRequest) -> DavServer:
-        server: DavServer = request.getfixturevalue(self.server_fixture)
-        return server
-
-    @pytest.fixture
-    def calendar_url(self, server: DavServer, request: pytest.FixtureRequest) -> str:
-        return make_calendar(server, request.node.name)
-
-    @pytest.fixture
-    def backend(self, server: DavServer, calendar_url: str) -> Iterator[CaldavBackend]:
-        with open_caldav(server, calendar_url) as backend:
+    def backend(self, radicale_server: DavServer,
+                calendar_url: str) -> Iterator[CaldavBackend]:
+        with open_caldav(radicale_server, calendar_url) as backend:
             yield backend
 
     @pytest.fixture
-    def make_backend(self, server: DavServer, calendar_url: str) -> Callable[[], Backend]:
-        return lambda: open_caldav(server, calendar_url)
+    def make_backend(self, radicale_server: DavServer,
+                     calendar_url: str) -> Callable[[], Backend]:
+        return lambda: open_caldav(radicale_server, calendar_url)
 
     def test_non_ascii_text_survives(self, backend: Backend) -> None:
         """As the contract's test, with the SUMMARY's commas escaped (RFC 5545 3.3.11).
@@ -263,6 +262,50 @@ def test_a_bad_url_is_a_config_error(url: str) -> None:
     assert "pw" not in str(info.value)
 
 
+# --- open_backend: from settings and the environment --------------------------------------
+
+
+def radicale_settings(url: str, **calendar: str) -> Settings:
+    options = {"url": url, "username": "alice", **calendar}
+    return parse_config("[calendar]\n" + "".join(f"{k} = {v!r}\n" for k, v in options.items()))
+
+
+def test_open_backend_uses_the_configured_password(radicale_server: DavServer,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    url = make_calendar(radicale_server, "opened")
+    caplog.set_level(logging.DEBUG)
+    backend = open_backend(url, settings=radicale_settings(url),
+                           env={"CALSYNC_PASSWORD": "secret"})
+    assert isinstance(backend, CaldavBackend)
+    assert backend.list() == []
+    basic = base64.b64encode(b"alice:secret").decode()
+    assert "secret" not in caplog.text and basic not in caplog.text
+
+
+def test_open_backend_finds_the_configured_calendar_by_name(radicale_server: DavServer) -> None:
+    url = make_calendar(radicale_server, "Named Sessions")
+    name = url.rstrip("/").rsplit("/", 1)[1]
+    settings = radicale_settings(radicale_server.url, calendar_name=name)
+    backend = open_backend(radicale_server.url, settings=settings,
+                           env={"CALSYNC_PASSWORD": "secret"})
+    assert backend.list() == [] and backend.location == url
+
+
+def test_open_backend_without_a_password_is_refused(radicale_server: DavServer) -> None:
+    url = make_calendar(radicale_server, "no password")
+    backend = open_backend(url, settings=radicale_settings(url), env={})
+    with pytest.raises(AuthError):
+        backend.list()
+
+
+def test_open_backend_opens_a_path_as_an_ics_file(tmp_path: Path) -> None:
+    from calsync.backends.icsfile import IcsFileBackend
+
+    path = tmp_path / "sessions.ics"
+    backend = open_backend(str(path), settings=Settings(), env={})
+    assert isinstance(backend, IcsFileBackend) and backend.location == str(path)
+
+
 # --- a Xandikos that misbehaves on purpose ------------------------------------------------
 
 
@@ -306,6 +349,7 @@ def quirky(quirky_xandikos: tuple[DavServer, Quirks],
     quirks.reset()
 
 
+@pytest.mark.server
 def test_a_put_without_etag_is_followed_by_a_read(quirky: tuple[CaldavBackend,
                                                                 Quirks]) -> None:
     backend, quirks = quirky
@@ -317,6 +361,7 @@ def test_a_put_without_etag_is_followed_by_a_read(quirky: tuple[CaldavBackend,
     assert new_etag not in (None, etag) and backend.list() == [(href, new_etag)]
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(("status", "retry_after", "seconds"),
                          [(503, "7", 7.0), (429, None, None), (500, None, None)],
                          ids=["503-retry-after", "429", "500"])
@@ -330,3 +375,117 @@ def test_server_failures_are_server_errors(quirky: tuple[CaldavBackend, Quirks],
     assert (info.value.status, info.value.retry_after) == (status, seconds)
     assert info.value.transient
     assert str(info.value).startswith(backend.path + ": ")
+
+
+# --- cassettes: recorded from Radicale, replayed without a server -------------------------
+
+CASSETTES = Path(__file__).parent / "cassettes"
+REPLAY_URL = "http://radicale.invalid/alice/cassette-{name}/"
+
+
+def scenario_round_trip(backend: CaldavBackend) -> None:
+    one, two = "tape-one@calsync.test", "tape-two@calsync.test"
+    href_one, etag_one = backend.create(single_event(one, "One"), uid=one)
+    href_two, _ = backend.create(single_event(two, "Two"), uid=two)
+    assert sorted(h for h, _ in backend.list()) == sorted([href_one, href_two])
+    assert_same_events(backend.get(href_one).text, single_event(one, "One"))
+    assert [o.href for o in backend.get_many([href_two, href_one])] == [href_two, href_one]
+    new_etag = backend.put(CalendarObject(href_one, etag_one, single_event(one, "Uno")),
+                           etag=etag_one)
+    assert new_etag not in (None, etag_one)
+    with pytest.raises(PreconditionFailed):
+        backend.put(CalendarObject(href_one, etag_one, single_event(one, "Eins")), etag=etag_one)
+    with pytest.raises(PreconditionFailed):
+        backend.create(single_event(two, "Zwei"), uid=two)
+    assert_same_events(backend.get(href_one).text, single_event(one, "Uno"))
+
+
+def scenario_sync(backend: CaldavBackend) -> None:
+    first = "tape-sync-1@calsync.test"
+    href_first, etag_first = backend.create(single_event(first), uid=first)
+    changed, deleted, token = backend.sync_changes(None)
+    assert (changed, deleted) == ([(href_first, etag_first)], [])
+    second = "tape-sync-2@calsync.test"
+    href_second, etag_second = backend.create(single_event(second), uid=second)
+    assert backend.sync_changes(token)[:2] == ([(href_second, etag_second)], [])
+    with pytest.raises(SyncTokenInvalid):
+        backend.sync_changes(token + "-forged")
+
+
+def scenario_wrong_password(backend: CaldavBackend) -> None:
+    with pytest.raises(AuthError) as info:
+        backend.list()
+    assert str(info.value).startswith(backend.location + ": the server refused the credentials")
+
+
+SCENARIOS: dict[str, tuple[Callable[[CaldavBackend], None], str]] = {
+    "round_trip": (scenario_round_trip, "secret"),
+    "sync": (scenario_sync, "secret"),
+    "wrong_password": (scenario_wrong_password, "not-the-password"),
+}
+
+
+def use_cassette(path: Path, record_mode: str, origin: str | None = None) -> Any:
+    """vcrpy, matching on method + path + body; the Authorization header and the
+    server's random port never reach the file."""
+    import vcr  # type: ignore[import-untyped]
+
+    def scrub(text: str) -> str:
+        return text.replace(origin, "http://radicale.invalid") if origin else text
+
+    def scrub_request(request: Any) -> Any:
+        request.uri = scrub(request.uri)
+        return request
+
+    def scrub_response(response: Any) -> Any:
+        body = response["body"]["string"]
+        if isinstance(body, bytes) and origin and origin.encode() in body:
+            response["body"]["string"] = scrub(body.decode()).encode()
+        return response
+
+    recorder = vcr.VCR(match_on=["method", "path", "body"], filter_headers=["authorization"],
+                       before_record_request=scrub_request,
+                       before_record_response=scrub_response, record_on_exception=False)
+    return recorder.use_cassette(str(path), record_mode=record_mode)
+
+
+@pytest.fixture
+def cassette(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The scenario's cassette; recorded from the suite's Radicale if it is missing."""
+    name = request.param
+    path = CASSETTES / f"{name}.yaml"
+    if path.exists():
+        return path
+    server: DavServer = request.getfixturevalue("radicale_server")
+    scenario, password = SCENARIOS[name]
+    url = make_calendar(server, f"cassette-{name}", unique=False)
+    draft = tmp_path / path.name
+    with use_cassette(draft, "once", server.url.rstrip("/")) as recording:
+        scenario(CaldavBackend(url, username="alice", password=password))
+    assert len(recording) > 0, f"{name}: the recording captured no HTTP requests"
+    CASSETTES.mkdir(exist_ok=True)
+    draft.replace(path)
+    return path
+
+
+class TestRecordedRadicale:
+    """The scenarios again, from the cassettes alone: no server, no network."""
+
+    @pytest.mark.parametrize("cassette", list(SCENARIOS), indirect=True)
+    def test_replay(self, cassette: Path) -> None:
+        name = cassette.stem
+        scenario, password = SCENARIOS[name]
+        with use_cassette(cassette, "none") as tape:
+            assert len(tape) > 0, f"{cassette.name} holds no requests"
+            backend = CaldavBackend(REPLAY_URL.format(name=name),
+                                    username="alice", password=password)
+            scenario(backend)
+        assert tape.all_played
+        assert backend.requests == len(tape)
+
+    def test_no_secret_or_port_in_cassettes(self) -> None:
+        texts = [path.read_text("utf-8") for path in CASSETTES.glob("*.yaml")]
+        assert texts
+        for text in texts:
+            assert "Authorization" not in text and "127.0.0.1" not in text
+            assert "secret" not in text and "not-the-password" not in text
