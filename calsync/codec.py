@@ -49,6 +49,18 @@ def _text(value: Any) -> str:
     return unescape_backslash(str(value)) if isinstance(value, vUnknown) else str(value)
 
 
+def _is_html(value: Any, text: str) -> bool:
+    """Outlook's X-ALT-DESC says FMTTYPE=text/html; a DESCRIPTION is judged by its text."""
+    fmttype = str(getattr(value, "params", {}).get("FMTTYPE", ""))
+    return "html" in fmttype.lower() or desc.looks_like_html(text)
+
+
+def _plain(value: Any) -> str:
+    """The text of DESCRIPTION or X-ALT-DESC in the plain layout (HTML converted)."""
+    text = _text(value)
+    return desc.html_to_text(text) if _is_html(value, text) else text
+
+
 def _set_first(event: Component, name: str, value: Any) -> None:
     """Replace the first `name` property (the only one, nearly always) keeping its place."""
     current = event.get(name)
@@ -65,11 +77,11 @@ def is_session_event(event: Component) -> bool:
     DESCRIPTION or X-ALT-DESC (`session-events.md`, "Which events are session events")."""
     if any(str(name).upper().startswith(PREFIX) for name in event):
         return True
-    return any(
-        desc.has_plan_block(_text(value))
-        for value in (_first(event, name) for name in _TEXT_SOURCES)
-        if value is not None
-    )
+    for name in _TEXT_SOURCES:
+        value = _first(event, name)
+        if value is not None and desc.has_plan_block(_plain(value)):
+            return True
+    return False
 
 
 def unknown_properties(event: Component) -> tuple[str, ...]:
@@ -102,9 +114,7 @@ def _plan_texts(event: Component) -> list[tuple[str, desc.PlanText]]:
     for name in _TEXT_SOURCES:
         value = _first(event, name)
         if value is not None:
-            text = _text(value)
-            plain = desc.html_to_text(text) if desc.looks_like_html(text) else text
-            texts.append((name, desc.parse_plan_block(plain)))
+            texts.append((name, desc.parse_plan_block(_plain(value))))
     return texts
 
 
@@ -203,8 +213,7 @@ def write_plan(event: Component, plan: SessionPlan) -> None:
     """
     _write_properties(event, PLAN_PROPERTIES, plan)
     old = _first(event, "DESCRIPTION")
-    text = _text(old) if old is not None else ""
-    plain = desc.html_to_text(text) if desc.looks_like_html(text) else text
+    plain = _plain(old) if old is not None else ""
     parsed = desc.parse_plan_block(plain)
     if parsed.plan == plan and not parsed.errors:
         return
@@ -230,6 +239,6 @@ def write_actuals(event: Component, plan: SessionPlan, actuals: Actuals) -> None
         if old is None and name != "DESCRIPTION":
             continue
         text = _text(old) if old is not None else ""
-        new = desc.replace_actuals_block(text, block)
+        new = desc.replace_actuals_block(text, block, is_html=_is_html(old, text))
         if new != text:
             _write_text(event, name, old, new)

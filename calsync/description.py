@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from dataclasses import field as _field
 from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
+from typing import Any
 
 from .model import Actuals, Budget, Family, Goal, SessionPlan
 from .properties import format_usd, parse_number, parse_usd
@@ -36,16 +37,27 @@ _HTML_TAG = re.compile(
     r"table|tr|td|pre|blockquote)\b[^<>]*>",
     re.IGNORECASE,
 )
-_BLOCK_TAGS = frozenset(
-    "p div ul ol li h1 h2 h3 h4 h5 h6 tr table blockquote pre section article header footer "
-    "dl dt dd".split()
-)
+_BLOCK_TAGS = frozenset({
+    "p", "div", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table",
+    "blockquote", "pre", "section", "article", "header", "footer", "dl", "dt", "dd",
+})
 _SKIP_TAGS = frozenset({"head", "title", "style", "script"})
 
 
+_PLAIN_BREAK = re.compile(r"[^>\s][ \t]*\r?\n[ \t]*[^<\s]")
+
+
 def looks_like_html(text: str) -> bool:
-    """True when `text` holds HTML markup (Google's web editor, Outlook's X-ALT-DESC)."""
-    return _HTML_TAG.search(text) is not None
+    """True when `text` is HTML (Google's web editor, Outlook's X-ALT-DESC).
+
+    A document (`<html>`, `<!DOCTYPE`) is HTML. Otherwise it takes a known tag, and no line
+    break between two runs of text: plain text that mentions `<b>` keeps its line breaks,
+    while HTML breaks its lines with tags (any newline in its source sits next to a tag).
+    """
+    head = text.lstrip()[:9].lower()
+    if head.startswith(("<!doctype", "<html")):
+        return True
+    return _HTML_TAG.search(text) is not None and _PLAIN_BREAK.search(text) is None
 
 
 class _TextExtractor(HTMLParser):
@@ -105,7 +117,8 @@ class _TextExtractor(HTMLParser):
             data = re.sub(r"[ \t\r\n\f]+", " ", data)
             if self._at_line_start():
                 data = data.lstrip(" ")
-        self.out.append(data)
+        if data:
+            self.out.append(data)
 
 
 def html_to_text(markup: str) -> str:
@@ -150,15 +163,19 @@ def find_actuals_blocks(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def replace_actuals_block(description: str, block: str | None) -> str:
+def replace_actuals_block(
+    description: str, block: str | None, *, is_html: bool | None = None,
+) -> str:
     """`description` with its actuals block replaced by `block` (None: removed).
 
     A block that a client turned into HTML or CRLF is found too; the new block takes the
     description's form (HTML-safe text with `<br>`, or CRLF line ends). Without a block,
     `block` is appended after one blank line (in HTML: before `</body>` when there is one).
     Text outside the block stays byte-identical; a second block, if any, is removed.
+    `is_html` says whether `description` is HTML (default: `looks_like_html`).
     """
-    is_html = looks_like_html(description)
+    if is_html is None:
+        is_html = looks_like_html(description)
     if block is not None:
         nl = "\r\n" if "\r\n" in description else "\n"
         block = _to_html(block) if is_html else block.replace("\n", nl)
@@ -346,7 +363,7 @@ class _Scanner:
     """The state machine behind `parse_plan_block`: one call to `line()` per line."""
 
     def __init__(self) -> None:
-        self.values: dict[str, object] = {}
+        self.values: dict[str, Any] = {}
         self.lists: dict[str, list[str]] = {}
         self.errors: dict[str, PlanTextError] = {}
         self.section: str | None = None
@@ -523,10 +540,9 @@ def render_plan_block(plan: SessionPlan) -> str:
 
 
 def has_plan_block(text: str) -> bool:
-    """True when `text` (plain or HTML) has a TOKEN BUDGET section with a Total line, the
-    spec's test for a session event; bad values still count (read_plan reports them)."""
-    plain = html_to_text(text) if looks_like_html(text) else text
-    if not re.search(r"token[ _-]?budget", plain, re.IGNORECASE):
+    """True when the plain `text` has a TOKEN BUDGET section with a Total line, the spec's
+    test for a session event; a bad value still counts (read_plan reports it)."""
+    if not re.search(r"token[ _-]?budget", text, re.IGNORECASE):
         return False
-    parsed = parse_plan_block(plain)
+    parsed = parse_plan_block(text)
     return "budget.total" in parsed.found or "budget.total" in parsed.errors

@@ -74,7 +74,7 @@ def format_usd(amount: Decimal) -> str:
 def parse_utc(text: str) -> datetime:
     """A UTC date-time such as 20261207T190512Z (a floating time is taken as UTC)."""
     try:
-        value = vDatetime.from_ical(text.strip())
+        value: datetime = vDatetime.from_ical(text.strip())  # type: ignore[no-untyped-call]
     except ValueError:
         raise ValueError(f"not a UTC date-time like 20261207T190512Z: {text.strip()!r}") from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -83,11 +83,13 @@ def parse_utc(text: str) -> datetime:
 def format_utc(value: datetime) -> str:
     """20261207T190512Z; a naive datetime is taken as UTC (the core never guesses a zone)."""
     value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return vDatetime(value.replace(microsecond=0)).to_ical().decode()
+    ical: bytes = vDatetime(value.replace(microsecond=0)).to_ical()  # type: ignore[no-untyped-call]
+    return ical.decode()
 
 
 def parse_text(raw: str) -> str:
-    return unescape_backslash(raw).strip()
+    text: str = unescape_backslash(raw)
+    return text.strip()
 
 
 def format_text(value: str) -> str:
@@ -116,10 +118,11 @@ def parse_percent(raw: str) -> int:
 
 def _count(noun: str) -> Callable[[str], int]:
     def parse(raw: str) -> int:
+        text = parse_text(raw)  # 100\,000 from a writer that treats every value as TEXT
         try:
-            return parse_number(raw)
+            return parse_number(text)
         except ValueError:
-            raise ValueError(f"{noun} is not a number: {raw.strip()!r}") from None
+            raise ValueError(f"{noun} is not a number: {text!r}") from None
 
     return parse
 
@@ -211,3 +214,12 @@ PROPERTIES: tuple[Prop, ...] = (
 BY_NAME: dict[str, Prop] = {p.name: p for p in PROPERTIES}
 PLAN_PROPERTIES = tuple(p for p in PROPERTIES if p.owner == "plan")
 ACTUALS_PROPERTIES = tuple(p for p in PROPERTIES if p.owner == "actuals")
+
+
+def reference_table() -> str:
+    """The README's property reference, as a Markdown table (checked by a test)."""
+    rows = ["| property | value | written by | JSON field | meaning |", "|---|---|---|---|---|"]
+    for p in PROPERTIES:
+        writer = "you or a template" if p.owner == "plan" else "calsync sync"
+        rows.append(f"| `{p.name}` | {p.kind} | {writer} | `{p.field}` | {p.help} |")
+    return "\n".join(rows)
