@@ -156,6 +156,122 @@ def template(ctx: Context, preset: str | None, schedule_path: Path | None, proje
         output.write_bytes(text.encode("utf-8"))
         click.echo(f"wrote {len(series)} weekly series to {output}", err=True)
 # --- agenda (issue: foundation) ---
+
+
+@cli.command()
+@click.option("--calendar", "location", metavar="FILE|URL",
+              help="An .ics file or a CalDAV collection URL (default: calendar.url).")
+@click.option("--username", help="CalDAV username (default: calendar.username).")
+@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]),
+              help="First day, YYYY-MM-DD (default: today).")
+@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day, YYYY-MM-DD, included (default: six days after --from).")
+@click.option("--tz", "zone_name", metavar="ZONE", help="IANA time zone for display and for "
+              "all-day and floating events (default: the local zone).")
+@json_option
+@pass_ctx
+def agenda(ctx: Context, location: str | None, username: str | None, first: Any, last: Any,
+           zone_name: str | None, as_json: bool) -> None:
+    """List the planned sessions from --from to --to (both days included).
+
+    Recurring series are expanded; moved, removed and cancelled occurrences show as the
+    calendar says. A bad event is reported after the list, and the exit code is then 2.
+
+    \b
+    Examples:
+      calsync agenda --calendar sessions.ics --from 2026-12-07 --to 2027-01-31
+      calsync agenda --calendar https://dav.example.com/cal/sessions/ --username me \\
+          --from 2026-12-07 --to 2026-12-14 --json
+    """
+    from rich.console import Console
+
+    from . import output
+    from .backends import open_backend
+    from .calendar_reader import parse_occurrences
+
+    settings = _with_username(ctx.settings, username)
+    window = _agenda_window(first, last, zone_name, ctx.env)
+    backend = open_backend(_calendar_location(location, settings), settings=settings,
+                           env=ctx.env)
+    objects = backend.get_many([href for href, _etag in backend.list()])
+    reading = parse_occurrences(objects, window.start, window.end, window.zone,
+                                location=backend.location)
+    if as_json:
+        click.echo(output.render_agenda_json(reading.occurrences))
+    else:
+        output.print_agenda(reading.occurrences, Console(), first=window.first,
+                            last=window.last, zone=window.zone_name)
+    for problem in reading.problems:
+        click.echo(f"calsync: {problem}", err=True)
+    if reading.problems:
+        sys.exit(2)
+
+
+@dataclass(frozen=True)
+class _Window:
+    first: Any  # date
+    last: Any  # date
+    zone: Any  # tzinfo
+    zone_name: str
+    start: Any  # datetime: first 00:00 in zone
+    end: Any  # datetime: the day after last, 00:00 in zone
+
+
+def _agenda_window(first: Any, last: Any, zone_name: str | None,
+                   env: dict[str, str]) -> _Window:
+    from datetime import datetime, time, timedelta
+
+    zone, name = _zone(zone_name, env)
+    day_one = first.date() if first else datetime.now(zone).date()
+    day_last = last.date() if last else day_one + timedelta(days=6)
+    if day_last < day_one:
+        raise ConfigError(f"{day_last} is before --from {day_one}", key="--to")
+    return _Window(day_one, day_last, zone, name, datetime.combine(day_one, time(), zone),
+                   datetime.combine(day_last + timedelta(days=1), time(), zone))
+
+
+def _zone(name: str | None, env: dict[str, str]) -> tuple[Any, str]:
+    """The zone named by --tz, else the local one (TZ, then /etc/localtime, then the C
+    library's idea of it)."""
+    from zoneinfo import ZoneInfo
+
+    candidates = [name] if name else [env.get("TZ", "").lstrip(":"), _localtime_key()]
+    for candidate in filter(None, candidates):
+        try:
+            return ZoneInfo(candidate), candidate
+        except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+            if name:
+                raise ConfigError(f"unknown time zone {name!r}", key="--tz",
+                                  hint="use an IANA name like America/New_York") from None
+    from dateutil.tz import tzlocal  # type: ignore[import-untyped]
+
+    return tzlocal(), "local time"
+
+
+def _localtime_key() -> str | None:
+    target = os.path.realpath("/etc/localtime")
+    marker = "/zoneinfo/"
+    return target.split(marker, 1)[1] if marker in target else None
+
+
+def _calendar_location(location: str | None, settings: Any) -> str:
+    from .backends import is_url
+
+    chosen = location or settings.calendar.url
+    if not chosen:
+        raise ConfigError("no calendar given", key="--calendar",
+                          hint="pass --calendar FILE|URL or set calendar.url in the config")
+    if not is_url(chosen) and not Path(chosen).expanduser().is_file():
+        raise ConfigError("no such file", path=chosen, key="--calendar")
+    return str(chosen)
+
+
+def _with_username(settings: Any, username: str | None) -> Any:
+    if not username:
+        return settings
+    calendar = settings.calendar.model_copy(update={"username": username})
+    return settings.model_copy(update={"calendar": calendar})
+
 # --- usage / log (issue: usage) ---
 # --- init / sync / schedule (issue: sync) ---
 
