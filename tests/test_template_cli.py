@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -157,3 +158,30 @@ def test_project_and_zone_are_needed_somewhere(runner):
     assert result.stderr.startswith("calsync: --project: needed")
     result = runner.invoke(cli, ["template", "--start", "2026-12-07", "--project", "p"])
     assert result.stderr.startswith("calsync: --tz: needed")
+
+
+def readme_commands() -> list[str]:
+    """The `calsync template` commands of the README's Templates and Importing sections."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    sections = [part for part in text.split("\n## ")
+                if part.startswith(("Templates\n", "Importing into Google Calendar"))]
+    return [line for part in sections for line in part.splitlines()
+            if line.startswith("calsync template")]
+
+
+def test_every_template_command_in_the_readme_works(runner, tmp_path, monkeypatch):
+    commands = readme_commands()
+    assert len(commands) >= 6
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        args = shlex.split(command)[1:]
+        for i, arg in enumerate(args):
+            if args[i - 1] == "--schedule":
+                args[i] = str(ROOT / arg)
+            if args[i - 1] == "-o":  # write into tmp_path, never into the checkout
+                args[i] = Path(arg).name
+        result = runner.invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, (command, result.output)
+        if "examples/sessions.ics" in command:
+            assert (tmp_path / "sessions.ics").read_bytes() == \
+                (ROOT / "examples" / "sessions.ics").read_bytes()
