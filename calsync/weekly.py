@@ -147,6 +147,9 @@ def plan_series(
                 count=(last - first).days // 7 + 1,
                 summary=f"Claude Code: {project} - {slot.session.name}", plan=plan,
             ))
+    if not out:
+        raise TemplateError(f"no session of {schedule.name!r} falls between {start} and the end "
+                            f"of week {weeks}", key="--start")
     return tuple(sorted(out, key=lambda s: (s.first_start, s.slot.start, s.uid)))
 
 

@@ -99,6 +99,12 @@ def test_fewer_weeks_cut_the_phases_short_and_more_weeks_than_planned_is_an_erro
         series_of("launch-6-weeks", weeks=7)
 
 
+def test_a_plan_without_any_session_is_an_error():
+    with pytest.raises(TemplateError, match=r"--start: no session of 'weekly' falls between "
+                       r"2026-12-12 and the end of week 1"):
+        series_of(start=date(2026, 12, 12), weeks=1)  # a Saturday
+
+
 # --- UIDs -----------------------------------------------------------------------------------
 
 def test_uids_are_stable_and_unique_and_survive_a_longer_plan():
