@@ -8,7 +8,7 @@ functions write a table to a rich Console.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -39,29 +39,47 @@ def render_agenda_json(occurrences: Iterable[Occurrence]) -> str:
 def print_agenda(
     occurrences: Sequence[Occurrence], console: Console, *, first: date, last: date, zone: str,
 ) -> None:
-    """A table of the sessions from `first` to `last` (both included), times in `zone`."""
+    """A table of the sessions from `first` to `last` (both included), times in `zone`.
+
+    When every session belongs to one project, the project is named in the title instead
+    of in a column of its own.
+    """
     period = f"{first.isoformat()} to {last.isoformat()} ({zone})"
     if not occurrences:
         console.print(f"No sessions from {period}.")
         return
-    table = Table(title=f"Sessions {period}", title_justify="left")
-    for column in ("Day", "Time", "Session", "Type", "Model", "Budget", "Goals"):
-        table.add_column(column, no_wrap=column in ("Day", "Time"))
+    projects = {o.plan.project for o in occurrences}
+    one_project = next(iter(projects)) if len(projects) == 1 else None
+    title = f"Sessions of {one_project}, {period}" if one_project else f"Sessions {period}"
+    table = Table(title=title, title_justify="left")
+    columns = ["Day", "Time", *([] if one_project else ["Project"]), "Session", "Model",
+               "Budget", "Goals"]
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("Day", "Time"),
+                         overflow="fold" if column == "Session" else "ellipsis")
     for occurrence in occurrences:
-        plan = occurrence.plan
-        style = "strike dim" if occurrence.cancelled else ""
-        summary = occurrence.summary.removeprefix("Claude Code: ") or plan.project or ""
-        table.add_row(
-            f"{occurrence.start:%a %Y-%m-%d}",
-            "all day" if occurrence.all_day else
-            f"{occurrence.start:%H:%M}–{occurrence.end:%H:%M}",
-            Text(summary + (" (cancelled)" if occurrence.cancelled else ""), style=style),
-            plan.session_type or "",
-            plan.primary_model or "",
-            format_budget(plan.budget),
-            _goals(occurrence),
-        )
+        row = _agenda_row(occurrence)
+        if one_project:
+            del row[2]
+        table.add_row(*row)
     console.print(table)
+
+
+def _agenda_row(occurrence: Occurrence) -> list[str | Text]:
+    plan = occurrence.plan
+    start = occurrence.start
+    session: str | Text = plan.session_type or occurrence.summary
+    if occurrence.cancelled:
+        session = Text(f"{session} (cancelled)", style="strike dim")
+    return [
+        f"{start:%a} {start.day} {start:%b}",
+        "all day" if occurrence.all_day else f"{occurrence.start:%H:%M}–{occurrence.end:%H:%M}",
+        plan.project or "",
+        session,
+        plan.primary_model or "",
+        format_budget(plan.budget),
+        _goals(occurrence),
+    ]
 
 
 def format_budget(budget: Budget) -> str:
@@ -117,4 +135,80 @@ def _goals(occurrence: Occurrence) -> str:
     goals = occurrence.plan.goals
     if not goals:
         return ""
-    return f"{sum(goal.done for goal in goals)}/{len(goals)} done"
+    return f"{sum(goal.done for goal in goals)}/{len(goals)}"
+
+
+# --- usage ---------------------------------------------------------------------------------
+
+_USAGE_KEYS = {
+    "day": (("date", "Date"), ("model", "Model")),
+    "week": (("week", "Week of"), ("model", "Model")),
+    "month": (("month", "Month"), ("model", "Model")),
+    "model": (("model", "Model"), ("family", "Family"), ("records", "Calls")),
+    "project": (("project", "Project"), ("sessions", "Sessions"), ("records", "Calls"),
+                ("manual_records", "Manual")),
+    "session": (("session_id", "Session"), ("project", "Project"), ("first_at", "First"),
+                ("last_at", "Last"), ("records", "Calls")),
+}
+_USAGE_NUMBERS = (("input_tokens", "Input"), ("output_tokens", "Output"),
+                  ("cache_creation_tokens", "Cache write"), ("cache_read_tokens", "Cache read"),
+                  ("total_tokens", "Total"))
+
+
+def render_usage_json(rows: Sequence[Mapping[str, Any]]) -> str:
+    """`calsync usage --json`: the rows as they are (shapes in `calsync.usage`)."""
+    import orjson
+
+    return orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode()
+
+
+def print_usage(rows: Sequence[Mapping[str, Any]], totals: Mapping[str, Any], console: Console,
+                *, by: str) -> None:
+    """The usage report as a table with a total line (or a short note when it is empty)."""
+    if not rows:
+        console.print("No usage in this period.")
+        return
+    keys = _USAGE_KEYS[by]
+    table = Table(box=None, pad_edge=False, show_footer=True, header_style="bold")
+    for i, (_, title) in enumerate(keys):
+        table.add_column(title, footer="Total" if i == 0 else "", no_wrap=True)
+    for key, title in _USAGE_NUMBERS:
+        table.add_column(title, justify="right", footer=f"{totals[key]:,}", no_wrap=True)
+    table.add_column("Cost", justify="right", footer=_usd(totals["cost_usd"]), no_wrap=True)
+    for row in rows:
+        table.add_row(*(_usage_cell(k, row[k]) for k, _ in keys),
+                      *(f"{row[k]:,}" for k, _ in _USAGE_NUMBERS), _usd(row["cost_usd"]))
+    console.print(table)
+
+
+def usage_warnings(problems: Sequence[str], unreadable: Sequence[str],
+                   unpriced: Sequence[str]) -> list[str]:
+    """Warnings about the logs, one line each: how many, the first few path:line, the rest
+    as a count."""
+    lines = []
+    if problems:
+        lines.append(_summarise(problems, "unreadable log lines skipped, the rest counted"))
+    if unreadable:
+        lines.append(_summarise(unreadable, "paths could not be read"))
+    lines += [f"no price known for model {model!r}: its cost shows as n/a (null in JSON); "
+              f'add it under [prices."{model}"] in the config' for model in unpriced]
+    return lines
+
+
+def _summarise(items: Sequence[str], what: str, limit: int = 3) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return f"{len(items)} {what}: {', '.join(items[:limit])}{more}"
+
+
+def _usage_cell(key: str, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if key == "session_id" and value != "manual":
+        return str(value)[:8]
+    if key in ("first_at", "last_at"):
+        return str(value)[:16].replace("T", " ")
+    return str(value)
+
+
+def _usd(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:,.2f}"

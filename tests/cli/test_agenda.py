@@ -42,17 +42,31 @@ def test_the_table_lists_sessions_not_other_events(runner):
     result = agenda(runner, "--calendar", GOOGLE, "--from", "2026-12-07", "--to", "2026-12-31",
                     "--tz", "America/New_York")
     assert result.exit_code == 0, result.output
-    assert "Sessions 2026-12-07 to 2026-12-31 (America/New_York)" in result.stdout
-    rows = [line for line in result.stdout.splitlines() if re.search(r"\d{4}-\d\d-\d\d", line)]
-    assert [re.findall(r"(\w{3} 2026-12-\d\d) │ ([^│]+?) +│", row)[0] for row in rows[1:]] == [
-        ("Mon 2026-12-07", "14:00–17:00"),
-        ("Wed 2026-12-09", "14:00–17:00"),
-        ("Fri 2026-12-11", "all day"),
-        ("Tue 2026-12-22", "15:00–18:00"),
-        ("Mon 2026-12-28", "14:00–17:00"),
+    assert ("Sessions of organized-ai-marketplace, 2026-12-07 to 2026-12-31 (America/New_York)"
+            in result.stdout)
+    rows = re.findall(r"│ (\w{3} \d+ Dec) +│ ([^│]+?) +│ ([^│]+?) +│", result.stdout)
+    assert rows == [
+        ("Mon 7 Dec", "14:00–17:00", "Planning & Architecture"),
+        ("Wed 9 Dec", "14:00–17:00", "Implementation"),
+        ("Fri 11 Dec", "all day", "Security Review"),
+        ("Tue 22 Dec", "15:00–18:00", "Planning & Architecture"),
+        ("Mon 28 Dec", "14:00–17:00", "Planning & Architecture"),
     ]
     assert "Dentist" not in result.stdout
     assert "50k (Opus 10k, Sonnet 40k)" in result.stdout
+
+
+def test_the_table_shows_projects_when_several_and_marks_cancelled_ones(runner, tmp_path):
+    path = write_ics(tmp_path / "two.ics",
+                     session("a", "20261214T140000Z", "20261214T150000Z"),
+                     session("b", "20261215T140000Z", "20261215T150000Z", "STATUS:CANCELLED")
+                     .replace("X-CLAUDE-PROJECT:calsync", "X-CLAUDE-PROJECT:website"))
+    result = agenda(runner, "--calendar", path, "--from", "2026-12-14", "--to", "2026-12-15",
+                    "--tz", "UTC")
+    assert result.exit_code == 0, result.output
+    rows = re.findall(r"│ (\w{3} \d+ Dec) +│[^│]+│ (\w+) +│ ([^│]+?) +│", result.stdout)
+    assert rows == [("Mon 14 Dec", "calsync", "Session a"),
+                    ("Tue 15 Dec", "website", "Session b (cancelled)")]
 
 
 def test_json_has_every_field_of_an_occurrence(runner):
