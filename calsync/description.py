@@ -44,18 +44,18 @@ _BLOCK_TAGS = frozenset({
 _SKIP_TAGS = frozenset({"head", "title", "style", "script"})
 
 
-_PLAIN_BREAK = re.compile(r"[^>\s][ \t]*\r?\n[ \t]*[^<\s]")
+_PLAIN_BREAK = re.compile(r"[^>\s][ \t]*\r?\n|\n\s*[^<\s]")
 
 
 def looks_like_html(text: str) -> bool:
     """True when `text` is HTML (Google's web editor, Outlook's X-ALT-DESC).
 
-    A document (`<html>`, `<!DOCTYPE`) is HTML. Otherwise it takes a known tag, and no line
-    break between two runs of text: plain text that mentions `<b>` keeps its line breaks,
-    while HTML breaks its lines with tags (any newline in its source sits next to a tag).
+    A document (`<html>`, `<!DOCTYPE`) is HTML. Otherwise it takes a known tag and no line
+    break next to text: plain text that mentions `<b>` breaks its lines with newlines,
+    HTML with tags (a newline in HTML source sits between two tags).
     """
-    head = text.lstrip()[:9].lower()
-    if head.startswith(("<!doctype", "<html")):
+    text = text.strip()
+    if text[:9].lower().startswith(("<!doctype", "<html")):
         return True
     return _HTML_TAG.search(text) is not None and _PLAIN_BREAK.search(text) is None
 
@@ -178,6 +178,7 @@ def replace_actuals_block(
         is_html = looks_like_html(description)
     if block is not None:
         nl = "\r\n" if "\r\n" in description else "\n"
+        block = block.replace("\r\n", "\n")
         block = _to_html(block) if is_html else block.replace("\n", nl)
     spans = find_actuals_blocks(description)
     if not spans:
