@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from hypothesis import assume, given, settings
