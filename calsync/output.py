@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .model import Budget, Occurrence
+
+if TYPE_CHECKING:
+    from .engine import SyncReport
 
 # --- agenda --------------------------------------------------------------------------------
 
@@ -212,3 +215,72 @@ def _usage_cell(key: str, value: Any) -> str:
 
 def _usd(value: float | None) -> str:
     return "n/a" if value is None else f"${value:,.2f}"
+
+
+# --- sync ----------------------------------------------------------------------------------
+
+
+def sync_record(report: SyncReport) -> dict[str, Any]:
+    """The `sync --json` shape: the counts, then each changed event and each failure."""
+    changed = [
+        {"href": d.href, "uid": c.uid, "recurrence_id": c.recurrence_id, "summary": c.summary,
+         "start": _iso(c.start), "status": c.status.value, "fields": list(c.fields)}
+        for d in report.written for c in d.changes
+    ]
+    failures = [{"href": f.href, "uid": None, "message": f.message} for f in report.failed]
+    failures += [{"href": p.href, "uid": p.uid, "message": p.message} for p in report.problems]
+    return {"occurrences": report.occurrences, "updated": report.updated,
+            "unchanged": report.unchanged, "conflicts": report.conflicts,
+            "failed": len(failures), "dry_run": report.dry_run, "changed": changed,
+            "failures": failures}
+
+
+def render_sync_json(report: SyncReport) -> str:
+    return json.dumps(sync_record(report), indent=2, ensure_ascii=False)
+
+
+def render_sync_summary(report: SyncReport, location: str) -> list[str]:
+    """One line of counts, then one line per changed event."""
+    record = sync_record(report)
+    verb = "would update" if report.dry_run else "updated"
+    lines = [f"{location}: {record['occurrences']} occurrences, {record['updated']} {verb}, "
+             f"{record['unchanged']} unchanged, {record['conflicts']} conflicts, "
+             f"{record['failed']} failed"]
+    for change in record["changed"]:
+        when = str(change["start"])[:16].replace("T", " ")
+        new = "  (new override)" if change["fields"] == ["new override"] else ""
+        lines.append(f"  {when}  {change['status']:<11}  {change['summary']}{new}")
+    return lines
+
+
+def render_sync_diff(report: SyncReport) -> list[str]:
+    """A unified diff per changed event, DESCRIPTION shown line by line (for --dry-run)."""
+    import difflib
+
+    lines: list[str] = []
+    for decision in report.written:
+        for change in decision.changes:
+            name = change.uid + (f" {change.recurrence_id}" if change.recurrence_id else "")
+            lines += difflib.unified_diff(
+                _readable(change.before), _readable(change.after),
+                fromfile=f"{decision.href} {name} (now)", tofile=f"{name} (after sync)",
+                lineterm="", n=2)
+    return lines
+
+
+def _readable(vevent: str) -> list[str]:
+    """Content lines unfolded; long TEXT values (DESCRIPTION, X-ALT-DESC) one line each."""
+    unfolded = vevent.replace("\r\n ", "").replace("\r\n\t", "").replace("\n ", "")
+    lines: list[str] = []
+    for line in unfolded.splitlines():
+        if line.startswith(("DESCRIPTION", "X-ALT-DESC")):
+            first, *rest = line.replace("\\N", "\\n").split("\\n")
+            lines.append(_unescape(first))
+            lines += ["  " + _unescape(part) for part in rest]
+        else:
+            lines.append(line)
+    return lines
+
+
+def _unescape(text: str) -> str:
+    return text.replace("\\,", ",").replace("\\;", ";").replace("\\\\", "\\")
