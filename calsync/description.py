@@ -176,13 +176,13 @@ def replace_actuals_block(
     """
     if is_html is None:
         is_html = looks_like_html(description)
+    nl = "\r\n" if "\r\n" in description else "\n"
     if block is not None:
-        nl = "\r\n" if "\r\n" in description else "\n"
         block = block.replace("\r\n", "\n")
         block = _to_html(block) if is_html else block.replace("\n", nl)
     spans = find_actuals_blocks(description)
     if not spans:
-        return description if block is None else _append(description, block, is_html)
+        return description if block is None else _append(description, block, is_html, nl)
     parts: list[str] = []
     position = 0
     for index, (start, stop) in enumerate(spans):
@@ -197,13 +197,12 @@ def replace_actuals_block(
     return "".join(parts)
 
 
-def _append(description: str, block: str, is_html: bool) -> str:
+def _append(description: str, block: str, is_html: bool, nl: str) -> str:
     if is_html:
         body = re.search(r"</(?:body|html-blob)>", description, re.IGNORECASE)
         at = body.start() if body else len(description)
         separator = "<br><br>" if description[:at].strip() else ""
         return description[:at] + separator + block + description[at:]
-    nl = "\r\n" if "\r\n" in description else "\n"
     if not description or description.endswith(nl * 2):
         separator = ""
     else:
