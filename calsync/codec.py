@@ -26,7 +26,14 @@ from icalendar.parser import unescape_backslash
 from . import description as desc
 from .errors import PlanError
 from .model import Actuals, Budget, GitStats, SessionPlan
-from .properties import ACTUALS_PROPERTIES, BY_NAME, PLAN_PROPERTIES, PREFIX, Prop
+from .properties import (
+    ACTUALS_PROPERTIES,
+    BY_NAME,
+    PLAN_PROPERTIES,
+    PREFIX,
+    Prop,
+    unflatten,
+)
 
 _TEXT_SOURCES = ("DESCRIPTION", "X-ALT-DESC")
 
@@ -118,11 +125,9 @@ def _plan_texts(event: Component) -> list[tuple[str, desc.PlanText]]:
     return texts
 
 
-_TEXT_FIELDS = (
-    "project", "session_type", "framework", "primary_model", "cost_budget_usd",
-    "budget.total", "budget.opus", "budget.sonnet", "budget.haiku",
-    "goals", "success_criteria", "deliverables", "notes",
-)
+# What the plan block can say: every plan property, and the lists only the block holds.
+_TEXT_FIELDS = (*(p.field for p in PLAN_PROPERTIES),
+                "goals", "success_criteria", "deliverables", "notes")
 
 
 def read_plan(event: Component, *, path: str | None = None) -> SessionPlan:
@@ -142,8 +147,7 @@ def read_plan(event: Component, *, path: str | None = None) -> SessionPlan:
                 raise PlanError(str(error), path=path, uid=_uid(event), property=name)
             if field in text.found:
                 values[field] = _field(text.plan, field)
-    budget = Budget(**{k.removeprefix("budget."): v for k, v in values.items()
-                       if k.startswith("budget.")})
+    budget = Budget(**unflatten(values, "budget"))
     plan = SessionPlan(budget=budget, **{k: v for k, v in values.items() if "." not in k})
     shares = [s for s in (budget.opus, budget.sonnet, budget.haiku) if s is not None]
     if budget.total is not None and sum(shares) > budget.total:
@@ -164,8 +168,8 @@ def read_actuals(event: Component) -> Actuals | None:
     if not any(_first(event, prop.name) is not None for prop in ACTUALS_PROPERTIES):
         return None
     values = _property_values(event, ACTUALS_PROPERTIES, None, strict=False)
-    git = {k.removeprefix("git."): v for k, v in values.items() if k.startswith("git.")}
-    rest = {k: v for k, v in values.items() if not k.startswith("git.")}
+    git = unflatten(values, "git")
+    rest = {k: v for k, v in values.items() if "." not in k}
     return Actuals(**rest, git=GitStats(**git) if git else None)
 
 

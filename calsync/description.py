@@ -25,7 +25,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from .model import Actuals, Budget, Family, Goal, SessionPlan
-from .properties import format_usd, parse_number, parse_usd
+from .properties import format_usd, parse_number, parse_usd, unflatten
 
 ACTUALS_START = "--- calsync actuals ---"
 ACTUALS_END = "--- end calsync actuals ---"
@@ -448,9 +448,8 @@ class _Scanner:
             self.lists[self.section].append(item)
 
     def result(self) -> tuple[SessionPlan, frozenset[str]]:
-        budget = Budget(**{k.removeprefix("budget."): v for k, v in self.values.items()
-                           if k.startswith("budget.")})
-        fields = {k: v for k, v in self.values.items() if not k.startswith("budget.")}
+        budget = Budget(**unflatten(self.values, "budget"))
+        fields = {k: v for k, v in self.values.items() if "." not in k}
         lists: dict[str, object] = {k: tuple(v) for k, v in self.lists.items()}
         if "goals" in self.lists:
             lists["goals"] = tuple(_goal(item) for item in self.lists["goals"])

@@ -16,7 +16,7 @@ can act on ("budget is not a number: 'lots'"); the codec adds the file, UID and 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -143,11 +143,10 @@ class Prop:
     help: str
     kind: str = "text"
 
-    @property
-    def nested(self) -> tuple[str, str] | None:
-        """("budget", "total") for a field of a nested model, else None."""
-        head, _, tail = self.field.partition(".")
-        return (head, tail) if tail else None
+
+def unflatten(values: Mapping[str, Any], head: str) -> dict[str, Any]:
+    """{"total": 5} from {"budget.total": 5, "project": "x"} for head "budget"."""
+    return {k.removeprefix(head + "."): v for k, v in values.items() if k.startswith(head + ".")}
 
 
 def _text(name: str, field: str, owner: Owner, help: str) -> Prop:
