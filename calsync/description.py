@@ -433,8 +433,9 @@ class _Scanner:
         match = _BUDGET_LINE.fullmatch(text)
         label = match[1].strip().lower() if match else ""
         family = Family.of(label)
-        if match and (label == "total" or family is not Family.OTHER):
-            field = "budget.total" if label == "total" else f"budget.{family.value}"
+        total = label.startswith("total")  # "Total:", "Total budget:"
+        if match and (total or family is not Family.OTHER):
+            field = "budget.total" if total else f"budget.{family.value}"
             self._set(field, _budget_value(match[2], number, field))
             return True
         self.section = None

@@ -154,6 +154,8 @@ def test_looks_like_html(text: str, expected: bool) -> None:
                      .replace("3. Report", "• [ ] Report"), id="bullets-and-marks"),
         pytest.param(html_to_text(GOOGLE_HTML), id="google-html"),
         pytest.param(SPEC_BLOCK.replace("\n", "\r\n"), id="crlf"),
+        pytest.param(SPEC_BLOCK.replace("Total: 100000 tokens", "- Total budget: 100K"),
+                     id="total-budget-bulleted"),
         pytest.param("Agenda for today\n\n" + SPEC_BLOCK + "\n\nThanks!", id="surrounded"),
     ],
 )
