@@ -273,6 +273,104 @@ def _with_username(settings: Any, username: str | None) -> Any:
     return settings.model_copy(update={"calendar": calendar})
 
 # --- usage / log (issue: usage) ---
+
+
+@cli.command("usage")
+@click.option("--since", metavar="DATE", help="First day, YYYY-MM-DD or YYYYMMDD (in --tz).")
+@click.option("--until", metavar="DATE", help="Last day, included.")
+@click.option("--tz", "zone_name", metavar="ZONE", help="IANA time zone for days (default: "
+              "usage.timezone in the config, else the local zone).")
+@click.option("--by", type=click.Choice(["day", "week", "month", "session", "project", "model"]),
+              default="day", show_default=True, help="One row per what.")
+@click.option("--project", help="Only this project (last directory of the working directory, "
+              "or a project configured with paths).")
+@click.option("--logs", multiple=True, type=click.Path(path_type=Path, file_okay=False),
+              help="A Claude Code config dir or its projects dir; repeatable (default: "
+              "usage.logs, else CLAUDE_CONFIG_DIR, else ~/.config/claude and ~/.claude).")
+@json_option
+@pass_ctx
+def usage_command(ctx: Context, since: str | None, until: str | None, zone_name: str | None,
+                  by: str, project: str | None, logs: tuple[Path, ...], as_json: bool) -> None:
+    """Token usage and cost from Claude Code's logs, read incrementally.
+
+    \b
+    Examples:
+      calsync usage --since 2026-11-01 --until 2026-11-30 --by day
+      calsync usage --logs examples/claude-logs --by session --json
+    """
+    from rich.console import Console
+
+    from . import output
+    from .ledger import usage_report
+    from .usage import parse_day, totals
+
+    zone, _ = _zone(zone_name or ctx.settings.usage.timezone, ctx.env)
+    days = [_usage_day(value, flag, parse_day) for value, flag in
+            ((since, "--since"), (until, "--until"))]
+    report = usage_report(ctx.settings, ctx.env, by=by, tz=zone, since=days[0], until=days[1],
+                          project=project, logs=logs)
+    for line in output.usage_warnings([f"{p.path}:{p.line}" for p in report.scan.problems],
+                                      report.scan.unreadable, report.unpriced):
+        click.echo(f"calsync: warning: {line}", err=True)
+    if as_json:
+        click.echo(output.render_usage_json(report.rows))
+    else:
+        wide = None if sys.stdout.isatty() else 200
+        output.print_usage(report.rows, totals(report.rows), Console(highlight=False, width=wide),
+                           by=by)
+
+
+def _usage_day(value: str | None, flag: str, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(value) if value else None
+    except ValueError:
+        raise ConfigError(f"not a date: {value!r}", key=flag,
+                          hint="use YYYY-MM-DD or YYYYMMDD") from None
+
+
+@cli.command("log")
+@click.option("--model", required=True, help="A model id or family (opus, sonnet, haiku).")
+@click.option("--input", "input_tokens", type=click.IntRange(min=0), default=0,
+              help="Input tokens.")
+@click.option("--output", "output_tokens", type=click.IntRange(min=0), default=0,
+              help="Output tokens.")
+@click.option("--cache-write", type=click.IntRange(min=0), default=0,
+              help="Cache creation tokens (5-minute).")
+@click.option("--cache-read", type=click.IntRange(min=0), default=0, help="Cache read tokens.")
+@click.option("--at", metavar="TIME", help="When, ISO 8601 (default: now; no offset: the "
+              "local zone).")
+@click.option("--project", help="The project the work belongs to.")
+@click.option("--note", help="What it was, e.g. 'API batch run'.")
+@pass_ctx
+def log_command(ctx: Context, model: str, input_tokens: int, output_tokens: int,
+                cache_write: int, cache_read: int, at: str | None, project: str | None,
+                note: str | None) -> None:
+    """Record usage that left no Claude Code log (another tool, the API): a manual record.
+
+    \b
+    Example:
+      calsync log --model sonnet --input 12000 --output 3000 --project my-app --note "API run"
+    """
+    from datetime import datetime
+
+    from .ledger import log_manual
+    from .model import UsageRecord
+
+    zone, _ = _zone(None, ctx.env)
+    try:
+        when = datetime.fromisoformat(at) if at else datetime.now(zone)
+    except ValueError:
+        raise ConfigError(f"not a time: {at!r}", key="--at",
+                          hint="use ISO 8601, e.g. 2026-11-02T14:30") from None
+    record = UsageRecord(
+        timestamp=when if when.tzinfo else when.replace(tzinfo=zone), session_id="manual",
+        cwd=project, git_branch=None, model=model, input_tokens=input_tokens,
+        output_tokens=output_tokens, cache_creation_5m_tokens=cache_write,
+        cache_read_tokens=cache_read, manual=True, note=note)
+    number = log_manual(ctx.settings, ctx.env, record)
+    click.echo(f"manual record {number}: {model}, {record.total_tokens:,} tokens at "
+               f"{record.timestamp.isoformat(timespec='minutes')}"
+               + (f", project {project}" if project else ""))
 # --- init / sync / schedule (issue: sync) ---
 
 

@@ -1,0 +1,408 @@
+"""Claude Code's transcripts as a usage source: where they are, what a line means, how to scan.
+
+Three layers (house style §12):
+
+- `log_dirs(env, home, logs)` / `find_files(projects_dirs)`: where the transcripts are:
+  every directory of `CLAUDE_CONFIG_DIR` (comma-separated) when set, else `~/.config/claude`
+  and `~/.claude`; files `projects/**/*.jsonl`, sub-agent transcripts included.
+- `parse_line(text)` (pure): one line → `LineUsage` (or None for a line that is not a usage
+  record), raising `BadLine` for a line that is not JSON or carries a broken value. The hard
+  rules live in `usage_of()`, which the scanner's hot loop calls too.
+- `scan_range(...)`: the complete lines of one byte range of one file → candidate usage lines
+  and problems, in a form cheap to send between processes. `scan_ranges()` runs many of them
+  on all cores. De-duplication across lines and files happens in `calsync.ledger`.
+
+Rules (ccusage 20's loader, see the README's "Usage accounting"): a usage line is an
+`assistant` line with `message.usage`, or a `progress` line embedding one in `data.message`
+(a copy of a sub-agent line; de-duplication makes it harmless). `<synthetic>` lines,
+summaries, snapshots and `toolUseResult` usage are not usage. Cache creation is split from
+`usage.cache_creation.ephemeral_5m/1h_input_tokens` when present, else
+`cache_creation_input_tokens` counts as 5-minute writes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from ..model import UsageRecord
+
+USAGE_MARKER = b'"usage"'
+READ_BLOCK = 8 << 20          # bytes read at a time: memory stays flat whatever the file size
+MAX_LINE = 16 << 20           # longer lines are skipped (ccusage #873: a 734 MB snapshot line)
+
+
+class BadLine(ValueError):
+    """A line that should be usable and is not; the scanner reports it as path:line."""
+
+
+class LineUsage(NamedTuple):
+    """One candidate usage line, before de-duplication (positional for speed)."""
+
+    message_id: str | None
+    request_id: str | None
+    sidechain: bool
+    ts_us: int                  # UTC, microseconds since the epoch
+    session_id: str | None
+    cwd: str | None
+    git_branch: str | None
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_creation_5m_tokens: int
+    cache_creation_1h_tokens: int
+    cache_read_tokens: int
+    cost_usd: float | None      # `costUSD` written on the line (old Claude Code versions)
+
+    @property
+    def total_tokens(self) -> int:
+        return (self.input_tokens + self.output_tokens + self.cache_creation_5m_tokens
+                + self.cache_creation_1h_tokens + self.cache_read_tokens)
+
+    def record(self) -> UsageRecord:
+        return UsageRecord(
+            timestamp=datetime.fromtimestamp(self.ts_us / 1e6, UTC),
+            session_id=self.session_id or "", cwd=self.cwd, git_branch=self.git_branch,
+            model=self.model, input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_creation_5m_tokens=self.cache_creation_5m_tokens,
+            cache_creation_1h_tokens=self.cache_creation_1h_tokens,
+            cache_read_tokens=self.cache_read_tokens, cost_usd=self.cost_usd,
+            message_id=self.message_id, request_id=self.request_id,
+        )
+
+
+# --- where the logs are ----------------------------------------------------------------------
+
+def _expand(raw: str, home: Path) -> Path:
+    if raw == "~" or raw.startswith(("~/", "~\\")):
+        return home / raw[2:] if len(raw) > 1 else home
+    return Path(raw)
+
+
+def log_dirs(env: Mapping[str, str], home: Path, logs: Sequence[Path | str] = ()) -> list[Path]:
+    """The `projects` directories to read, existing or not, in order and without repeats.
+
+    `logs` (the --logs flag or the config's `usage.logs`) wins over CLAUDE_CONFIG_DIR, which
+    wins over Claude Code's defaults. Each entry may be a config dir or its `projects` dir.
+    """
+    if logs:
+        raw = [str(p) for p in logs]
+    elif env.get("CLAUDE_CONFIG_DIR", "").strip():
+        raw = [p.strip() for p in env["CLAUDE_CONFIG_DIR"].split(",") if p.strip()]
+    else:
+        xdg = env.get("XDG_CONFIG_HOME") or str(home / ".config")
+        raw = [str(Path(xdg) / "claude"), str(home / ".claude")]
+    out: list[Path] = []
+    for entry in raw:
+        path = Path(os.path.abspath(_expand(entry, home)))
+        projects = path if path.name == "projects" else path / "projects"
+        if projects not in out:
+            out.append(projects)
+    return out
+
+
+def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, os.stat_result]], list[str]]:
+    """Every `*.jsonl` under the directories, with its stat; and the directories unreadable."""
+    found: list[tuple[str, os.stat_result]] = []
+    problems: list[str] = []
+    stack = [str(d) for d in projects_dirs if d.is_dir()]
+    while stack:
+        top = stack.pop()
+        try:
+            with os.scandir(top) as it:
+                entries = list(it)
+        except OSError as exc:
+            problems.append(f"{top}: cannot read the directory ({exc.strerror})")
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.name.endswith(".jsonl") and entry.is_file():
+                    found.append((entry.path, entry.stat()))
+            except OSError:
+                continue  # vanished while we looked: it is simply not there
+    found.sort()
+    return found, problems
+
+
+# --- one line ------------------------------------------------------------------------------
+
+def _int(usage: Mapping[str, Any], key: str) -> int:
+    value = usage.get(key)
+    if value is None:
+        return 0
+    if type(value) is not int or value < 0:
+        raise BadLine(f"usage.{key} is not a token count: {value!r}")
+    return value
+
+
+def _ts_us(value: object) -> int:
+    if not isinstance(value, str):
+        raise BadLine(f"timestamp is not a string: {value!r}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadLine(f"timestamp not understood: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def usage_of(obj: object) -> LineUsage | None:
+    """The usage a parsed transcript line carries, or None if it carries none (pure).
+
+    Raises BadLine when the line should carry usage but a value is broken.
+    """
+    if not isinstance(obj, dict):
+        raise BadLine("not a JSON object")
+    kind = obj.get("type")
+    src: Any = obj
+    if kind == "progress":            # a copy of a sub-agent line, embedded in data.message
+        data = obj.get("data")
+        src = data.get("message") if isinstance(data, dict) else None
+        if not isinstance(src, dict):
+            return None
+    elif kind != "assistant":
+        return None                   # user lines (toolUseResult.usage), summaries, snapshots
+    message = src.get("message")
+    usage = message.get("usage") if isinstance(message, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    assert isinstance(message, dict)
+    model = message.get("model")
+    if model == "<synthetic>":        # made locally (API errors, usage limits), not billed
+        return None
+    model = model if isinstance(model, str) and model else "unknown"
+    if usage.get("speed") == "fast":
+        model += "-fast"
+    split = usage.get("cache_creation")
+    if isinstance(split, dict):
+        cw5 = _int(split, "ephemeral_5m_input_tokens")
+        cw1 = _int(split, "ephemeral_1h_input_tokens")
+    else:
+        cw5, cw1 = _int(usage, "cache_creation_input_tokens"), 0
+    cost = src.get("costUSD", obj.get("costUSD"))
+    return LineUsage(
+        _str(message.get("id")), _str(src.get("requestId")), src.get("isSidechain") is True,
+        _ts_us(src.get("timestamp")),
+        _str(src.get("sessionId")) or _str(obj.get("sessionId")),
+        _str(src.get("cwd")) or _str(obj.get("cwd")),
+        _str(src.get("gitBranch")) or _str(obj.get("gitBranch")),
+        model, _int(usage, "input_tokens"), _int(usage, "output_tokens"), cw5, cw1,
+        _int(usage, "cache_read_input_tokens"),
+        float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
+    )
+
+
+def parse_line(text: str | bytes) -> LineUsage | None:
+    """One transcript line → its usage, None when it has none; BadLine when it is broken."""
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise BadLine(f"not valid JSON ({exc.msg})") from None
+    return usage_of(obj)
+
+
+# --- scanning byte ranges ------------------------------------------------------------------
+
+class Range(NamedTuple):
+    """Lines starting in [start, stop) of one file; `eof` when stop is the file's end."""
+
+    key: int                    # the caller's handle for the file
+    path: str
+    start: int
+    stop: int
+    eof: bool
+
+
+class RangeResult(NamedTuple):
+    key: int
+    start: int
+    end: int                    # just after the last line consumed
+    open_tail: bool             # the last line consumed had no newline (it parsed, at EOF)
+    lines: list[tuple[Any, ...]]   # (offset, *LineUsage fields, cost) per usage line
+    problems: list[tuple[int, str]]  # (offset of the line, message)
+    error: str | None           # the file could not be read (vanished, permission)
+
+
+Coster = Callable[[str, int, int, int, int, int], float | None]
+
+
+def _scan_block(buf: bytes, base: int, stop: int, out: list[tuple[Any, ...]],
+                problems: list[tuple[int, str]], cost: Coster | None) -> int:
+    """Scan complete lines of `buf` (starting at file offset `base`) that start before
+    `stop`; returns the buffer position after the last line consumed."""
+    find = buf.find
+    loads = orjson.loads
+    view = memoryview(buf)
+    pos = 0
+    limit = stop - base
+    while pos < limit:
+        end = find(b"\n", pos)
+        if end < 0:
+            break
+        if find(USAGE_MARKER, pos, end) >= 0:
+            try:
+                found = usage_of(loads(view[pos:end]))
+            except orjson.JSONDecodeError as exc:
+                problems.append((base + pos, f"not valid JSON ({exc.msg})"))
+            except BadLine as exc:
+                problems.append((base + pos, str(exc)))
+            else:
+                if found is not None:
+                    out.append(_row(base + pos, found, cost))
+        elif end > pos and (buf[pos] != 0x7B or buf[end - 1] != 0x7D):
+            _check_plain(view[pos:end], base + pos, problems)
+        pos = end + 1
+    return pos
+
+
+def _check_plain(line: memoryview, offset: int, problems: list[tuple[int, str]]) -> None:
+    """A line without usage that does not look like one JSON object: report it if it is not."""
+    if not bytes(line).strip():
+        return
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        problems.append((offset, f"not valid JSON ({exc.msg})"))
+
+
+def _row(offset: int, u: LineUsage, cost: Coster | None) -> tuple[Any, ...]:
+    price = u.cost_usd
+    if price is None and cost is not None:
+        price = cost(u.model, u.input_tokens, u.output_tokens, u.cache_creation_5m_tokens,
+                     u.cache_creation_1h_tokens, u.cache_read_tokens)
+    return (offset, *u, price)
+
+
+def scan_range(rng: Range, cost: Coster | None = None) -> RangeResult:
+    """Read one range block by block and return its usage lines and problems."""
+    lines: list[tuple[Any, ...]] = []
+    problems: list[tuple[int, str]] = []
+    try:
+        fd = os.open(rng.path, os.O_RDONLY)
+    except OSError as exc:
+        return RangeResult(rng.key, rng.start, rng.start, False, [], [], exc.strerror or str(exc))
+    try:
+        pos = _first_line_start(fd, rng.start)
+        carry = b""
+        while pos < rng.stop:
+            block = os.pread(fd, READ_BLOCK, pos + len(carry))
+            if not block:
+                break
+            buf = carry + block if carry else block
+            used = _scan_block(buf, pos, rng.stop, lines, problems, cost)
+            pos += used
+            carry = buf[used:]
+            if len(carry) > MAX_LINE:
+                pos = _skip_line(fd, pos, carry, problems)
+                carry = b""
+        open_tail = False
+        if rng.eof and carry and pos < rng.stop:
+            found, tail_ok = _tail(carry)
+            if tail_ok:
+                if found is not None:
+                    lines.append(_row(pos, found, cost))
+                pos += len(carry)
+                open_tail = True
+    except OSError as exc:
+        return RangeResult(rng.key, rng.start, rng.start, False, [], [], exc.strerror or str(exc))
+    finally:
+        os.close(fd)
+    return RangeResult(rng.key, rng.start, pos, open_tail, lines, problems, None)
+
+
+def _tail(data: bytes) -> tuple[LineUsage | None, bool]:
+    """A last line without a newline: (its usage, True) if it is complete JSON; else it may
+    still be being written, and is left for the next run."""
+    try:
+        return parse_line(data), True
+    except BadLine:
+        return None, False
+
+
+def _skip_line(fd: int, pos: int, head: bytes, problems: list[tuple[int, str]]) -> int:
+    """Skip a line longer than MAX_LINE (a huge file-history snapshot, say) without holding it."""
+    if not head.startswith(b'{"type":"file-history-snapshot"'):
+        problems.append((pos, f"line longer than {MAX_LINE >> 20} MiB skipped"))
+    return _after_newline(fd, pos + len(head))
+
+
+def _first_line_start(fd: int, start: int) -> int:
+    """`start` if a line starts there, else just after the next newline."""
+    return 0 if start == 0 else _after_newline(fd, start - 1)
+
+
+def _after_newline(fd: int, pos: int) -> int:
+    """Just after the first newline at or after `pos` (or the end of the file)."""
+    while True:
+        block = os.pread(fd, 65_536, pos)
+        if not block:
+            return pos
+        i = block.find(b"\n")
+        if i >= 0:
+            return pos + i + 1
+        pos += len(block)
+
+
+def split_ranges(key: int, path: str, start: int, size: int, piece: int) -> list[Range]:
+    """Cut [start, size) into pieces of about `piece` bytes (each line in exactly one)."""
+    cuts = list(range(start, size, piece)) or [start]
+    return [Range(key, path, a, b, b == size)
+            for a, b in zip(cuts, [*cuts[1:], size], strict=True)]
+
+
+_WORKER_COST: Coster | None = None
+
+
+def _init_worker(cost: Coster | None) -> None:
+    global _WORKER_COST
+    _WORKER_COST = cost
+
+
+def _scan_batch(batch: list[Range]) -> list[RangeResult]:
+    return [scan_range(r, _WORKER_COST) for r in batch]
+
+
+def scan_ranges(ranges: Sequence[Range], *, cost: Coster | None = None, workers: int = 0,
+                batch_bytes: int = 16 << 20) -> Iterator[RangeResult]:
+    """Scan every range, on `workers` processes when it pays off (0: one per core).
+
+    Results come in any order. Small ranges travel in batches of about `batch_bytes`.
+    """
+    total = sum(r.stop - r.start for r in ranges)
+    workers = workers or (os.cpu_count() or 1)
+    if workers < 2 or total < 2 * batch_bytes or len(ranges) < 2:
+        for r in ranges:
+            yield scan_range(r, cost)
+        return
+    batches: list[list[Range]] = []
+    size = 0
+    for r in sorted(ranges, key=lambda r: r.stop - r.start, reverse=True):
+        if not batches or size >= batch_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(r)
+        size += r.stop - r.start
+    import multiprocessing
+    import sys
+
+    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+    with ctx.Pool(workers, initializer=_init_worker, initargs=(cost,)) as pool:
+        for results in pool.imap_unordered(_scan_batch, batches):
+            yield from results

@@ -1,0 +1,159 @@
+"""The local state database: one sqlite file, a schema version, and its migrations.
+
+This is the only module that opens the state database. It lives in the platformdirs user
+state dir for "calsync" (`CALSYNC_STATE_DIR` or the config's `state_dir` override it, see
+`config.default_state_dir`) as `state.sqlite3`.
+
+Migrations: `MIGRATIONS[i]` brings the schema from version i to i+1. Append new ones at the
+end (another feature's tables go in a new migration); never edit one that has shipped. The
+version is kept in the one-row table `schema_version`. A database newer than this calsync
+is refused rather than guessed at.
+
+Tables of the usage ledger (migration 1; `calsync.ledger` reads and writes them):
+
+usage_scope    one set of Claude Code `projects` dirs read together (scopes never mix)
+usage_file     per transcript: identity, size, offset after the last line read, hashes
+usage_line     the best line per (file, message.id, requestId, sidechain); `win` marks the
+               lines counted after de-duplication across files: the usage records
+usage_problem  malformed lines (path:line) still present in the files
+usage_agg      winners summed per 15-minute bucket, model, session and working directory
+usage_manual   records added with `calsync log`
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from .errors import ConfigError
+
+FILENAME = "state.sqlite3"
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the usage ledger
+    """
+    CREATE TABLE usage_scope (
+        id INTEGER PRIMARY KEY,
+        dirs TEXT NOT NULL UNIQUE,
+        prices TEXT
+    );
+    CREATE TABLE usage_file (
+        id INTEGER PRIMARY KEY,
+        scope INTEGER NOT NULL REFERENCES usage_scope(id),
+        path TEXT NOT NULL,
+        dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+        size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+        offset INTEGER NOT NULL DEFAULT 0,
+        head BLOB, tail BLOB,
+        open_tail INTEGER NOT NULL DEFAULT 0,
+        first_ts INTEGER,
+        resumed INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (scope, path)
+    );
+    CREATE TABLE usage_line (
+        id INTEGER PRIMARY KEY,
+        scope INTEGER NOT NULL,
+        file INTEGER NOT NULL,
+        off INTEGER NOT NULL,
+        mid TEXT, rid TEXT,
+        side INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        session TEXT, cwd TEXT, branch TEXT,
+        model TEXT NOT NULL,
+        inp INTEGER NOT NULL, out INTEGER NOT NULL,
+        cw5 INTEGER NOT NULL, cw1 INTEGER NOT NULL, cr INTEGER NOT NULL,
+        line_cost REAL,
+        cost REAL,
+        total INTEGER NOT NULL,
+        win INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX usage_line_mid ON usage_line (scope, mid);
+    CREATE INDEX usage_line_file ON usage_line (file);
+    CREATE INDEX usage_line_win ON usage_line (scope, win, ts);
+    CREATE TABLE usage_problem (
+        file INTEGER NOT NULL,
+        off INTEGER NOT NULL,
+        line INTEGER,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX usage_problem_file ON usage_problem (file);
+    CREATE TABLE usage_agg (
+        scope INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        session TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        inp INTEGER NOT NULL, out INTEGER NOT NULL,
+        cw5 INTEGER NOT NULL, cw1 INTEGER NOT NULL, cr INTEGER NOT NULL,
+        cost REAL NOT NULL,
+        unpriced INTEGER NOT NULL,
+        first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
+        PRIMARY KEY (scope, bucket, model, session, cwd)
+    ) WITHOUT ROWID;
+    CREATE TABLE usage_manual (
+        id INTEGER PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        project TEXT,
+        inp INTEGER NOT NULL, out INTEGER NOT NULL,
+        cw5 INTEGER NOT NULL, cw1 INTEGER NOT NULL, cr INTEGER NOT NULL,
+        cost REAL,
+        note TEXT
+    );
+    """,
+)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection, path: str = FILENAME) -> None:
+    """Bring the schema up to date, one migration per transaction."""
+    current = schema_version(conn)
+    if current > len(MIGRATIONS):
+        raise ConfigError(
+            f"the state database has schema version {current}; this calsync knows "
+            f"{len(MIGRATIONS)}", path=path, hint="upgrade calsync, or point CALSYNC_STATE_DIR "
+            "elsewhere",
+        )
+    for version in range(current, len(MIGRATIONS)):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if schema_version(conn) == version:    # another process may have migrated meanwhile
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("DELETE FROM schema_version")
+                conn.execute("INSERT INTO schema_version VALUES (?)", (version + 1,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def open_state(state_dir: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the state database in `state_dir`, migrated.
+
+    The connection is in autocommit mode: callers open their own transactions
+    (`BEGIN IMMEDIATE` for one exclusive write per run, as vdirsyncer's status does).
+    """
+    path = state_dir / FILENAME
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot open the state database: {exc}", path=str(path),
+                          hint="set CALSYNC_STATE_DIR to a writable directory") from None
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        migrate(conn, str(path))
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise ConfigError(f"not a usable state database: {exc}", path=str(path),
+                          hint="move it away; calsync will start a new one") from None
+    return conn

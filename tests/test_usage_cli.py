@@ -1,0 +1,342 @@
+"""Usage accounting end to end: the ledger's rules, incremental runs, `calsync usage` and `log`.
+
+Every test gets its own state dir and HOME (tests/conftest.py); logs are written to tmp dirs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from calsync import ledger as ledger_module
+from calsync.cli import cli
+from calsync.config import Settings, parse_config
+from calsync.ledger import load_usage, open_ledger, usage_report
+from tests.logcorpus import EXAMPLE_CWD, Features, generate, usage_line
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "claude-logs"
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {"CALSYNC_STATE_DIR": str(tmp_path / "state"), "HOME": str(tmp_path / "home")}
+
+
+def write(root: Path, name: str, lines: list[str]) -> Path:
+    path = root / "projects" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def records(root: Path, env, settings: Settings | None = None):
+    return load_usage(settings or Settings(), env, since=None, until=None, logs=[root])
+
+
+def counted(root: Path, env) -> list[tuple]:
+    return sorted((r.message_id, r.request_id, r.output_tokens, r.cache_read_tokens,
+                   r.session_id) for r in records(root, env))
+
+
+def day_rows(root: Path, env, **kw) -> list[dict]:
+    return usage_report(Settings(), env, by="day", tz=UTC, logs=[root], **kw).rows
+
+
+# --- which lines count (the README's de-duplication rule, one test each) ---------------------
+
+def test_streaming_snapshots_count_once_with_the_largest_total(tmp_path, env):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10), usage_line("m1", "r1", 587),
+                                  usage_line("m1", "r1", 200)])
+    assert counted(tmp_path, env) == [("m1", "r1", 587, 0, "s-1")]
+
+
+def test_a_sidechain_replay_of_a_known_message_is_dropped_even_when_larger(tmp_path, env):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 50, cache_read=20)])
+    write(tmp_path, "p/s/subagents/agent-aside_question-x.jsonl", [
+        usage_line("m1", "r-replay", 50, cache_read=50_000, side=True),
+        usage_line("m2", "r2", 30, side=True)])
+    assert counted(tmp_path, env) == [("m1", "r1", 50, 20, "s-1"), ("m2", "r2", 30, 0, "s-1")]
+
+
+def test_the_parent_wins_even_when_its_replay_is_read_first(tmp_path, env):
+    write(tmp_path, "a/first.jsonl", [usage_line("m1", "r-replay", 10, cache_read=9000,
+                                                 side=True)])
+    write(tmp_path, "b/parent.jsonl", [usage_line("m1", "r1", 10), usage_line("m1", "r1", 100)])
+    assert counted(tmp_path, env) == [("m1", "r1", 100, 0, "s-1")]
+
+
+def test_sidechain_lines_of_one_message_count_once(tmp_path, env):
+    write(tmp_path, "p/s/subagents/agent-a.jsonl", [usage_line("m1", "rA", 10, side=True),
+                                                    usage_line("m1", "rB", 100, side=True)])
+    assert counted(tmp_path, env) == [("m1", "rB", 100, 0, "s-1")]
+
+
+def test_a_progress_copy_and_the_sub_agent_line_are_one_call(tmp_path, env):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 70, progress=True)])
+    write(tmp_path, "p/s/subagents/agent-a.jsonl", [usage_line("m1", "r1", 70, side=True)])
+    assert [r[:3] for r in counted(tmp_path, env)] == [("m1", "r1", 70)]
+
+
+def test_two_requests_with_one_message_id_are_two_calls(tmp_path, env):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10), usage_line("m1", "r2", 20)])
+    assert [r[2] for r in counted(tmp_path, env)] == [10, 20]
+
+
+def test_lines_without_message_id_all_count(tmp_path, env):
+    write(tmp_path, "p/s.jsonl", [usage_line(None, "r1", 10), usage_line(None, "r1", 10)])
+    assert len(counted(tmp_path, env)) == 2
+
+
+def test_a_resumed_sessions_copies_stay_with_the_session_they_happened_in(tmp_path, env):
+    old = usage_line("m1", "r1", 40, session="old", at="2026-11-02T10:00:00.000Z")
+    write(tmp_path, "p/zzz-old.jsonl", [old])
+    summary = '{"type":"summary","summary":"Retry on 412","leafUuid":"u-1"}'
+    write(tmp_path, "p/aaa-new.jsonl", [summary,
+                                        old.replace('"sessionId":"old"', '"sessionId":"new"'),
+                                        usage_line("m2", "r2", 5, session="new",
+                                                   at="2026-11-03T10:00:00.000Z")])
+    assert counted(tmp_path, env) == [("m1", "r1", 40, 0, "old"), ("m2", "r2", 5, 0, "new")]
+
+
+# --- incremental runs give what a cold run gives -------------------------------------------------
+
+def _cuts(size: int, fractions: list[float]) -> list[int]:
+    return sorted({int(size * f) for f in fractions} | {size})
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), fractions=st.lists(st.floats(0.01, 0.99), max_size=4),
+       rewrite=st.booleans())
+def test_appending_in_any_steps_gives_exactly_the_cold_result(tmp_path_factory, seed, fractions,
+                                                              rewrite):
+    base = tmp_path_factory.mktemp("inc")
+    final = generate(base / "final", seed=seed, sessions=3, turns=3,
+                     features=Features(content_scale=0.2))
+    live = base / "live"
+    env = {"CALSYNC_STATE_DIR": str(base / "state"), "HOME": str(base)}
+    datas = {p: p.read_bytes() for p in final.files}
+    for cut in _cuts(1000, fractions):          # grow every file to the same fraction
+        for src, data in datas.items():
+            dst = live / src.relative_to(final.root)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            part = data[: len(data) * cut // 1000]
+            if rewrite and cut < 1000 and dst.exists():
+                part = part[: len(part) // 2]   # truncated: read again from the start
+            dst.write_bytes(part)
+        incremental = records(live, env)
+    cold_env = {"CALSYNC_STATE_DIR": str(base / "cold-state"), "HOME": str(base)}
+    cold = records(final.root, cold_env)
+
+    def key(r):
+        return (r.message_id, r.request_id, r.timestamp, r.session_id, r.output_tokens,
+                r.cache_read_tokens, r.cost_usd)
+
+    assert sorted(map(key, incremental)) == sorted(map(key, cold))
+    truth = sorted((c.message_id, c.output_tokens) for c in final.calls)
+    assert sorted((r.message_id, r.output_tokens) for r in cold) == truth
+
+
+def test_records_outlive_the_logs(tmp_path, env):
+    path = write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    assert len(records(tmp_path, env)) == 1
+    path.unlink()
+    write(tmp_path, "p/t.jsonl", [usage_line("m2", "r2", 20)])
+    assert [r[0] for r in counted(tmp_path, env)] == ["m1", "m2"]
+
+
+def test_a_rewritten_file_counts_only_its_new_content(tmp_path, env):
+    path = write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    records(tmp_path, env)
+    path.write_text(usage_line("m2", "r2", 10) + "\n")     # same size, other content
+    assert [r[0] for r in counted(tmp_path, env)] == ["m2"]
+
+
+def test_a_replaced_file_is_not_counted_twice(tmp_path, env):
+    path = write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    records(tmp_path, env)
+    copy = path.with_suffix(".tmp")
+    shutil.copy(path, copy)
+    os.replace(copy, path)                                 # a new inode, the same lines
+    with path.open("a") as fh:
+        fh.write(usage_line("m2", "r2", 5) + "\n")
+    assert [r[0] for r in counted(tmp_path, env)] == ["m1", "m2"]
+
+
+def test_a_line_written_in_two_parts_counts_once(tmp_path, env):
+    line = usage_line("m1", "r1", 10)
+    path = tmp_path / "projects" / "p" / "s.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text(line[:50])
+    assert records(tmp_path, env) == []
+    with path.open("a") as fh:
+        fh.write(line[50:] + "\n")
+    assert [r.output_tokens for r in records(tmp_path, env)] == [10]
+
+
+def test_a_warm_run_reads_nothing(tmp_path, env):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    first = usage_report(Settings(), env, by="day", tz=UTC, logs=[tmp_path])
+    second = usage_report(Settings(), env, by="day", tz=UTC, logs=[tmp_path])
+    assert first.scan.bytes_read > 0 and second.scan.bytes_read == 0
+    assert first.rows == second.rows
+
+
+def test_many_processes_give_what_one_gives(tmp_path, env, monkeypatch):
+    corpus = generate(tmp_path / "logs", seed=5, sessions=6, turns=6,
+                      features=Features(binary_file=True))
+    serial = usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root], workers=1)
+    monkeypatch.setattr(ledger_module, "PIECE_BYTES", 40_000)   # many pieces, in a pool
+    other = {**env, "CALSYNC_STATE_DIR": env["CALSYNC_STATE_DIR"] + "-2"}
+    pooled = usage_report(Settings(), other, by="session", tz=UTC, logs=[corpus.root],
+                          workers=2)
+    assert pooled.rows == serial.rows
+    assert [str(p) for p in pooled.scan.problems] == [str(p) for p in serial.scan.problems]
+
+
+def test_scopes_never_mix(tmp_path, env):
+    write(tmp_path / "a", "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    write(tmp_path / "b", "p/s.jsonl", [usage_line("m2", "r2", 20)])
+    assert [r[0] for r in counted(tmp_path / "a", env)] == ["m1"]
+    assert [r[0] for r in counted(tmp_path / "b", env)] == ["m2"]
+
+
+def test_changed_prices_reprice_old_records_without_reading_the_logs(tmp_path, env):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 1_000_000, model="acme-1")])
+    before = usage_report(Settings(), env, by="model", tz=UTC, logs=[tmp_path])
+    assert before.rows[0]["cost_usd"] is None and before.unpriced == ["acme-1"]
+    priced = parse_config('[prices."acme-1"]\ninput = 0\noutput = 2.0\ncache_write_5m = 0\n'
+                          "cache_write_1h = 0\ncache_read = 0\n")
+    after = usage_report(priced, env, by="model", tz=UTC, logs=[tmp_path])
+    assert after.scan.bytes_read == 0
+    assert after.rows[0]["cost_usd"] == 2.0 and after.unpriced == []
+
+
+def test_load_usage_gives_records_in_a_window_with_manual_ones_marked(tmp_path, env, runner):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10, at="2026-11-02T15:00:00Z"),
+                                  usage_line("m2", "r2", 10, at="2026-11-02T17:00:00Z")])
+    result = runner.invoke(cli, ["log", "--model", "opus", "--input", "5", "--at",
+                                 "2026-11-02T16:00:00+00:00", "--project", "calsync"],
+                           env=env)
+    assert result.exit_code == 0, result.output
+    got = load_usage(Settings(), env, since=datetime(2026, 11, 2, 14, tzinfo=UTC),
+                     until=datetime(2026, 11, 2, 17, tzinfo=UTC), logs=[tmp_path])
+    assert [(r.message_id, r.manual, r.project) for r in got] == [("m1", False, "calsync"),
+                                                                  (None, True, "calsync")]
+    assert got[1].cost_usd == pytest.approx(5 * 5.0 / 1e6)
+
+
+# --- the commands -----------------------------------------------------------------------------
+
+def test_usage_by_day_json_rows_are_exactly_the_documented_ones(tmp_path, env, runner):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 587, cache_read=100)])
+    result = runner.invoke(cli, ["usage", "--logs", str(tmp_path), "--tz", "UTC", "--json"],
+                           env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [{
+        "date": "2026-11-02", "model": "claude-sonnet-4-5-20250929", "input_tokens": 3,
+        "output_tokens": 587, "cache_creation_tokens": 10, "cache_read_tokens": 100,
+        "total_tokens": 700, "cost_usd": pytest.approx((3 * 3 + 587 * 15 + 10 * 3.75 + 100 * 0.3)
+                                                       / 1e6)}]
+
+
+def test_usage_table_groups_by_project_in_a_zone(tmp_path, env, runner):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10, at="2026-11-02T23:30:00Z"),
+                                  usage_line("m2", "r2", 10, cwd="/w/Other",
+                                             at="2026-11-01T12:00:00Z")])
+    args = ["usage", "--logs", str(tmp_path), "--by", "project", "--since", "20261102",
+            "--tz", "Europe/Berlin"]
+    result = runner.invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "calsync" in result.stdout and "Other" not in result.stdout
+    assert "Total" in result.stdout
+
+
+def test_usage_project_filter(tmp_path, env, runner):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10),
+                                  usage_line("m2", "r2", 20, cwd="/w/other")])
+    result = runner.invoke(cli, ["usage", "--logs", str(tmp_path), "--project", "OTHER",
+                                 "--by", "model", "--json"], env=env)
+    assert [row["output_tokens"] for row in json.loads(result.stdout)] == [20]
+
+
+def test_bad_input_is_reported_by_path_and_line_and_the_rest_counted(tmp_path, env, runner):
+    good = usage_line("m1", "r1", 10)
+    path = write(tmp_path, "p/s.jsonl", [good, "garbage", good[:40],
+                                         usage_line("m2", "r2", 5, at="yesterday")])
+    (tmp_path / "projects" / "p" / "core.jsonl").write_bytes(bytes(range(256)))
+    result = runner.invoke(cli, ["usage", "--logs", str(tmp_path), "--json"], env=env)
+    assert result.exit_code == 0
+    assert [row["output_tokens"] for row in json.loads(result.stdout)] == [10]
+    warning = result.stderr.strip()
+    assert warning.count("\n") == 0 and warning.startswith("calsync: warning: 4 unreadable")
+    assert f"{path.parent / 'core.jsonl'}:1, {path}:2, {path}:3 and 1 more" in warning
+
+
+def test_no_logs_anywhere_is_exit_2_naming_where_calsync_looked(tmp_path, env, runner):
+    result = runner.invoke(cli, ["usage"], env={**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "x")})
+    assert result.exit_code == 2
+    assert str(tmp_path / "x" / "projects") in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+
+
+def test_an_unknown_model_warns_once_naming_it(tmp_path, env, runner):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10, model="acme-2")])
+    result = runner.invoke(cli, ["usage", "--logs", str(tmp_path), "--json"], env=env)
+    assert json.loads(result.stdout)[0]["cost_usd"] is None
+    assert result.stderr.count("acme-2") == 2 and result.stderr.count("\n") == 1
+
+
+def test_bad_flags_are_one_line_errors(tmp_path, env, runner):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    for args in (["usage", "--logs", str(tmp_path), "--since", "last week"],
+                 ["usage", "--logs", str(tmp_path), "--tz", "Mars/Olympus"],
+                 ["log", "--model", "sonnet", "--input", "1", "--at", "teatime"]):
+        result = runner.invoke(cli, args, env=env)
+        assert result.exit_code == 2, args
+        assert result.stderr.count("\n") == 1 and args[-1] in result.stderr
+
+
+def test_log_adds_a_manual_record_shown_as_manual(tmp_path, env, runner):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    result = runner.invoke(cli, ["log", "--model", "sonnet", "--input", "12000", "--output",
+                                 "3000", "--at", "2026-11-02T09:00:00+00:00", "--project", "p",
+                                 "--note", "API batch"], env=env)
+    assert result.exit_code == 0 and "15,000 tokens" in result.stdout
+    result = runner.invoke(cli, ["usage", "--logs", str(tmp_path), "--tz", "UTC", "--json"],
+                           env=env)
+    rows = {row["model"]: row for row in json.loads(result.stdout)}
+    assert rows["sonnet (manual)"]["total_tokens"] == 15_000
+    assert rows["sonnet (manual)"]["cost_usd"] == pytest.approx((12000 * 3 + 3000 * 15) / 1e6)
+
+
+def test_the_example_logs_fall_inside_the_example_calendars_sessions(env, runner):
+    result = runner.invoke(cli, ["usage", "--logs", str(EXAMPLES), "--by", "session", "--tz",
+                                 "America/New_York", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    windows = {0: (14, 17), 2: (14, 17), 4: (13, 16)}      # Mon, Wed, Fri
+    sessions = json.loads(result.stdout)
+    assert len(sessions) == 5
+    for row in sessions:
+        first, last = (datetime.fromisoformat(row[k]) for k in ("first_at", "last_at"))
+        assert first.date() == last.date() and first.weekday() in windows
+        lo, hi = windows[first.weekday()]
+        assert lo <= first.hour and last.hour < hi
+        assert row["project"] == Path(EXAMPLE_CWD).name
+
+
+def test_open_ledger_follows_claude_config_dir(tmp_path, env):
+    write(tmp_path / "cfg", "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    ledger = open_ledger(Settings(), {**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "cfg")})
+    try:
+        ledger.update()
+        assert len(ledger.records()) == 1
+    finally:
+        ledger.conn.close()

@@ -1,0 +1,267 @@
+"""Claude Code transcripts: where they are, what one line means, how a byte range is scanned."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from calsync.sources.claude_code import (
+    BadLine,
+    Range,
+    find_files,
+    log_dirs,
+    parse_line,
+    scan_range,
+    split_ranges,
+)
+
+SESSION = "9fba9b42-3f26-4566-8913-8625e15d4ef7"
+
+
+def assistant(**over):
+    """A real-shaped assistant line (the format reference's line 3), with overrides."""
+    line = {
+        "parentUuid": "84bb9fc1", "isSidechain": False, "userType": "external",
+        "cwd": "/Users/alex/src/calsync", "sessionId": SESSION, "version": "2.0.37",
+        "gitBranch": "main", "type": "assistant", "uuid": "c584c1f4",
+        "timestamp": "2025-11-24T14:30:12.034Z", "requestId": "req_011CUsnQR4xkBHmF3jGDPwhW",
+        "message": {
+            "model": "claude-sonnet-4-5-20250929", "id": "msg_01uJJMgNm2QMYS1CSsj2MVmF",
+            "type": "message", "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_01", "name": "Edit", "input": {}}],
+            "usage": {"input_tokens": 3, "cache_creation_input_tokens": 4835,
+                      "cache_read_input_tokens": 28120,
+                      "cache_creation": {"ephemeral_5m_input_tokens": 0,
+                                         "ephemeral_1h_input_tokens": 4835},
+                      "output_tokens": 587, "service_tier": "standard"},
+        },
+    }
+    for key, value in over.items():
+        if key.startswith("usage_"):
+            line["message"]["usage"][key[6:]] = value
+        elif key.startswith("message_"):
+            line["message"][key[8:]] = value
+        elif value is None:
+            line.pop(key, None)
+        else:
+            line[key] = value
+    return json.dumps(line, separators=(",", ":"))
+
+
+# --- one line ---------------------------------------------------------------------------------
+
+def test_an_assistant_line_gives_its_usage_with_the_cache_split():
+    u = parse_line(assistant())
+    assert (u.message_id, u.request_id, u.model) == (
+        "msg_01uJJMgNm2QMYS1CSsj2MVmF", "req_011CUsnQR4xkBHmF3jGDPwhW",
+        "claude-sonnet-4-5-20250929")
+    assert (u.input_tokens, u.output_tokens, u.cache_read_tokens) == (3, 587, 28120)
+    assert (u.cache_creation_5m_tokens, u.cache_creation_1h_tokens) == (0, 4835)
+    assert (u.session_id, u.cwd, u.git_branch, u.sidechain) == (
+        SESSION, "/Users/alex/src/calsync", "main", False)
+    assert u.record().timestamp.isoformat() == "2025-11-24T14:30:12.034000+00:00"
+    assert u.total_tokens == 3 + 587 + 4835 + 28120
+
+
+@pytest.mark.parametrize("line", [
+    pytest.param(json.dumps({"type": "summary", "summary": "x", "leafUuid": "y"}), id="summary"),
+    pytest.param(json.dumps({"type": "file-history-snapshot", "messageId": "m",
+                             "snapshot": {"usage": {"input_tokens": 5}}}), id="snapshot"),
+    pytest.param(assistant(message_model="<synthetic>", isApiErrorMessage=True),
+                 id="synthetic-error-line"),
+    pytest.param(json.dumps({
+        "type": "user", "sessionId": SESSION, "timestamp": "2025-11-24T14:31:00Z",
+        "message": {"role": "user", "content": [{"type": "tool_result", "content": "ok"}]},
+        "toolUseResult": {"totalTokens": 9000, "usage": {"input_tokens": 10,
+                                                         "output_tokens": 8990}}}),
+        id="task-result-summary-of-a-subagent"),
+    pytest.param(json.dumps({"type": "system", "subtype": "turn_duration", "durationMs": 5}),
+                 id="system"),
+    pytest.param(assistant(message_usage=None), id="assistant-without-usage"),
+])
+def test_lines_that_are_not_usage_records(line):
+    assert parse_line(line) is None
+
+
+def test_flat_cache_creation_counts_as_five_minute_writes():
+    line = json.loads(assistant())
+    del line["message"]["usage"]["cache_creation"]
+    u = parse_line(json.dumps(line))
+    assert (u.cache_creation_5m_tokens, u.cache_creation_1h_tokens) == (4835, 0)
+
+
+def test_the_split_wins_over_the_flat_total_as_ccusage_counts_it():
+    u = parse_line(assistant(usage_cache_creation={"ephemeral_5m_input_tokens": 0,
+                                                   "ephemeral_1h_input_tokens": 0}))
+    assert u.cache_creation_5m_tokens + u.cache_creation_1h_tokens == 0
+
+
+def test_a_sidechain_line_is_marked():
+    assert parse_line(assistant(isSidechain=True, agentId="a07414")).sidechain is True
+
+
+def test_a_progress_line_gives_the_embedded_sub_agent_message():
+    inner = json.loads(assistant(isSidechain=None, sessionId=None, cwd=None, gitBranch=None))
+    embedded = {k: inner[k] for k in ("type", "message", "requestId", "uuid", "timestamp")}
+    line = json.dumps({"type": "progress", "sessionId": SESSION, "cwd": "/w/p",
+                       "gitBranch": "dev", "timestamp": "2025-11-24T15:00:00.000Z",
+                       "data": {"type": "agent_progress", "message": embedded}})
+    u = parse_line(line)
+    assert (u.message_id, u.output_tokens, u.session_id, u.cwd, u.git_branch) == (
+        "msg_01uJJMgNm2QMYS1CSsj2MVmF", 587, SESSION, "/w/p", "dev")
+    assert u.record().timestamp.isoformat() == "2025-11-24T14:30:12.034000+00:00"
+
+
+@pytest.mark.parametrize(("stamp", "expected"), [
+    pytest.param("2025-11-24T14:30:12.123456Z", "2025-11-24T14:30:12.123456+00:00",
+                 id="microseconds"),
+    pytest.param("2025-11-24T14:30:12Z", "2025-11-24T14:30:12+00:00", id="no-fraction"),
+    pytest.param("2025-11-24T09:30:12.5-05:00", "2025-11-24T14:30:12.500000+00:00",
+                 id="offset"),
+])
+def test_timestamps_in_any_iso_form_are_read_as_utc(stamp, expected):
+    assert parse_line(assistant(timestamp=stamp)).record().timestamp.isoformat() == expected
+
+
+def test_non_compact_json_is_read():
+    spaced = json.dumps(json.loads(assistant()), indent=None)   # ", " and ": "
+    assert '"usage": {' in spaced
+    assert parse_line(spaced).output_tokens == 587
+
+
+def test_cost_written_on_the_line_is_kept():
+    assert parse_line(assistant(costUSD=0.0123)).cost_usd == 0.0123
+
+
+def test_fast_mode_is_a_model_of_its_own_like_ccusage():
+    assert parse_line(assistant(usage_speed="fast")).model == "claude-sonnet-4-5-20250929-fast"
+
+
+def test_empty_ids_count_as_missing():
+    u = parse_line(assistant(requestId="", message_id=""))
+    assert (u.request_id, u.message_id) == (None, None)
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    pytest.param('{"type":"assistant","message":{"usage":{"input_tokens":3', "not valid JSON",
+                 id="truncated"),
+    pytest.param("garbage \x00\x01", "not valid JSON", id="garbage"),
+    pytest.param("[1, 2]", "not a JSON object", id="not-an-object"),
+    pytest.param(assistant(timestamp="24/11/2025 14:30"), "timestamp not understood",
+                 id="strange-timestamp"),
+    pytest.param(assistant(timestamp=1732458612), "timestamp is not a string",
+                 id="numeric-timestamp"),
+    pytest.param(assistant(usage_output_tokens=-5), "usage.output_tokens", id="negative"),
+    pytest.param(assistant(usage_input_tokens="3"), "usage.input_tokens", id="string-count"),
+])
+def test_broken_lines_raise_bad_line_naming_the_problem(line, message):
+    with pytest.raises(BadLine, match=message):
+        parse_line(line)
+
+
+# --- where the logs are -----------------------------------------------------------------------
+
+def test_claude_config_dir_lists_several_dirs_and_accepts_projects_dirs(tmp_path):
+    home = tmp_path / "home"
+    env = {"CLAUDE_CONFIG_DIR": f" {tmp_path}/a , ~/b/projects,{tmp_path}/a"}
+    assert log_dirs(env, home) == [tmp_path / "a" / "projects", home / "b" / "projects"]
+
+
+def test_without_claude_config_dir_the_defaults_are_like_claude_codes(tmp_path):
+    home = tmp_path / "home"
+    assert log_dirs({}, home) == [home / ".config/claude/projects", home / ".claude/projects"]
+    xdg = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    assert log_dirs(xdg, home)[0] == tmp_path / "xdg/claude/projects"
+
+
+def test_logs_given_explicitly_win_over_the_environment(tmp_path):
+    env = {"CLAUDE_CONFIG_DIR": str(tmp_path / "env")}
+    assert log_dirs(env, tmp_path, [tmp_path / "mine"]) == [tmp_path / "mine" / "projects"]
+
+
+def test_find_files_includes_sub_agent_transcripts_and_nothing_else(tmp_path):
+    projects = tmp_path / "projects"
+    (projects / "-w-p" / "s1" / "subagents").mkdir(parents=True)
+    for name in ("-w-p/s1.jsonl", "-w-p/s1/subagents/agent-a1.jsonl", "-w-p/notes.txt"):
+        (projects / name).write_text("{}\n")
+    found, problems = find_files([projects, tmp_path / "missing" / "projects"])
+    assert [Path(p).relative_to(projects).as_posix() for p, _ in found] == [
+        "-w-p/s1.jsonl", "-w-p/s1/subagents/agent-a1.jsonl"]
+    assert problems == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every directory")
+def test_an_unreadable_directory_is_reported_and_skipped(tmp_path):
+    projects = tmp_path / "projects"
+    (projects / "locked").mkdir(parents=True)
+    (projects / "ok.jsonl").write_text("{}\n")
+    (projects / "locked").chmod(0)
+    try:
+        found, problems = find_files([projects])
+    finally:
+        (projects / "locked").chmod(0o755)
+    assert len(found) == 1
+    assert problems and "locked" in problems[0]
+
+
+# --- scanning ---------------------------------------------------------------------------------
+
+def _write(path: Path, lines: list[str], end: str = "\n") -> Path:
+    path.write_text("\n".join(lines) + end)
+    return path
+
+
+def _scan(path: Path, start: int = 0) -> tuple[list[tuple], list[tuple[int, str]], int, bool]:
+    size = path.stat().st_size
+    res = scan_range(Range(1, str(path), start, size, True))
+    return res.lines, res.problems, res.end, res.open_tail
+
+
+def test_scan_reports_malformed_lines_by_offset_and_counts_the_rest(tmp_path):
+    good = assistant()
+    path = _write(tmp_path / "s.jsonl", [good, "not json", good[:60], "", good])
+    lines, problems, end, open_tail = _scan(path)
+    assert len(lines) == 2
+    offsets = [off for off, _ in problems]
+    assert offsets == [len(good) + 1, len(good) + 10]
+    assert end == path.stat().st_size and not open_tail
+
+
+def test_a_complete_last_line_without_newline_counts(tmp_path):
+    path = _write(tmp_path / "s.jsonl", [assistant(), assistant()], end="")
+    lines, _, end, open_tail = _scan(path)
+    assert len(lines) == 2 and end == path.stat().st_size and open_tail
+
+
+def test_a_half_written_last_line_is_left_for_the_next_run(tmp_path):
+    line = assistant()
+    path = tmp_path / "s.jsonl"
+    path.write_text(line + "\n" + line[:100])
+    lines, problems, end, _ = _scan(path)
+    assert (len(lines), problems, end) == (1, [], len(line) + 1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(piece=st.integers(min_value=1, max_value=3000))
+def test_any_split_into_ranges_reads_every_line_exactly_once(tmp_path_factory, piece):
+    path = tmp_path_factory.mktemp("split") / "s.jsonl"
+    lines = [assistant(requestId=f"req_{i}", usage_output_tokens=i) for i in range(12)]
+    lines.insert(5, "garbage")
+    _write(path, lines)
+    size = path.stat().st_size
+    results = [scan_range(r) for r in split_ranges(1, str(path), 0, size, piece)]
+    got = sorted(line[0] for res in results for line in res.lines)
+    whole = scan_range(Range(1, str(path), 0, size, True))
+    assert got == [line[0] for line in whole.lines]
+    assert sorted(p for res in results for p in res.problems) == whole.problems
+    assert max(results, key=lambda r: r.start).end == size
+
+
+def test_a_vanished_file_is_an_error_not_a_crash(tmp_path):
+    res = scan_range(Range(1, str(tmp_path / "gone.jsonl"), 0, 10, True))
+    assert res.error and res.lines == []
