@@ -18,6 +18,15 @@ usage_line     the best line per (file, message.id, requestId, sidechain); `win`
 usage_problem  malformed lines (path:line) still present in the files
 usage_agg      winners summed per 15-minute bucket, model, session and working directory
 usage_manual   records added with `calsync log`
+
+Tables of sync (migration 2; `calsync.syncing` reads and writes them), per calendar
+`location` (the .ics path or the collection URL):
+
+sync_collection  the RFC 6578 sync token of the last run
+sync_object      etag and text per href as last read or written (text NULL: no session in it)
+sync_override    the hash of the plan calsync last wrote into each override (href,
+                 RECURRENCE-ID): equal to the override's plan now means calsync's, so it
+                 follows its series; different means the person changed it
 """
 
 from __future__ import annotations
@@ -100,6 +109,27 @@ MIGRATIONS: tuple[str, ...] = (
         cw5 INTEGER NOT NULL, cw1 INTEGER NOT NULL, cr INTEGER NOT NULL,
         cost REAL,
         note TEXT
+    );
+    """,
+    # 2: sync
+    """
+    CREATE TABLE sync_collection (
+        location TEXT PRIMARY KEY,
+        token TEXT
+    );
+    CREATE TABLE sync_object (
+        location TEXT NOT NULL,
+        href TEXT NOT NULL,
+        etag TEXT,
+        text TEXT,
+        PRIMARY KEY (location, href)
+    );
+    CREATE TABLE sync_override (
+        location TEXT NOT NULL,
+        href TEXT NOT NULL,
+        recurrence_id TEXT NOT NULL,
+        plan_hash TEXT NOT NULL,
+        PRIMARY KEY (location, href, recurrence_id)
     );
     """,
 )

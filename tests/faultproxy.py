@@ -82,7 +82,8 @@ class FaultProxy:
         self.state = _State()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
 

@@ -1,0 +1,288 @@
+"""One sync run, end to end: the I/O around the planner and the engine.
+
+`run_sync(settings, env, request)`:
+
+1. takes the run lock (`sync.lock` in the state dir; a second run gets `LockedError`);
+2. opens the calendar and reads its objects: an .ics file in one read; a CalDAV collection
+   incrementally (RFC 6578 sync-collection from the token of the last run, then one
+   multiget of the objects whose etag changed; texts come from the state database
+   otherwise; a refused token falls back to a fresh sync, then to an etag listing);
+3. reads the session occurrences of the window, the usage records (the ledger, which reads
+   only what is new in the logs) and the git statistics of projects with a `path`;
+4. plans (`planner.plan_sync`) and applies (`engine.apply`), recording after each write
+   what was written: the etag and text, and the plans of overrides calsync wrote.
+
+An idle run against CalDAV (nothing changed on the server, no new usage) therefore costs
+one sync-collection REPORT (two with the first 401 of an auth negotiation).
+
+Tables (migration 2 in `state.py`): `sync_collection` (the sync token per calendar),
+`sync_object` (etag and text per href; text NULL for an object holding no session),
+`sync_override` (the plan hash calsync last wrote into each override).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+
+from .backends import Backend, open_backend
+from .config import Settings, default_state_dir
+from .engine import RetryPolicy, SyncReport, apply
+from .errors import LockedError, SyncTokenInvalid
+from .model import CalendarObject, GitStats, Occurrence
+from .planner import (
+    Knowledge,
+    WriteObject,
+    may_hold_sessions,
+    plan_object,
+    plan_sync,
+    read_sessions,
+)
+
+LOCK_NAME = "sync.lock"
+DEFAULT_POLICY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """What to sync: where, which window, the clock and zone, and whether to write."""
+
+    location: str
+    start: datetime
+    end: datetime
+    now: datetime
+    tz: tzinfo
+    dry_run: bool = False
+    logs: Sequence[Path] = ()
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    report: SyncReport
+    warnings: tuple[str, ...] = ()
+    requests: int | None = None   # HTTP requests sent, for a CalDAV calendar
+
+
+@dataclass
+class _Cache:
+    """What the state database remembers of one calendar."""
+
+    token: str | None
+    objects: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+
+# --- the lock ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def run_lock(state_dir: Path) -> Iterator[None]:
+    """Hold `sync.lock` (fcntl) for the run; `LockedError` when another run holds it."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(str(path)) from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock, also when the process is killed
+
+
+# --- the state database ---------------------------------------------------------------------
+
+
+class SyncState:
+    """The sync tables of the state database, for one calendar (`location`)."""
+
+    def __init__(self, conn: sqlite3.Connection, location: str) -> None:
+        self.conn, self.location = conn, location
+
+    def load(self) -> _Cache:
+        row = self.conn.execute("SELECT token FROM sync_collection WHERE location = ?",
+                                (self.location,)).fetchone()
+        cache = _Cache(row[0] if row else None)
+        for href, etag, text in self.conn.execute(
+                "SELECT href, etag, text FROM sync_object WHERE location = ?", (self.location,)):
+            cache.objects[href] = (etag, text)
+        return cache
+
+    def save_fetch(self, token: str | None, fetched: Sequence[CalendarObject],
+                   deleted: Sequence[str]) -> None:
+        with self._transaction():
+            self.conn.executemany(
+                "DELETE FROM sync_object WHERE location = ? AND href = ?",
+                [(self.location, href) for href in deleted])
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO sync_object (location, href, etag, text) "
+                "VALUES (?, ?, ?, ?)",
+                [(self.location, o.href, o.etag, o.text if may_hold_sessions(o.text) else None)
+                 for o in fetched])
+            self.conn.execute("INSERT OR REPLACE INTO sync_collection (location, token) "
+                              "VALUES (?, ?)", (self.location, token))
+
+    def written_plans(self) -> dict[tuple[str, str], str]:
+        return {(href, rid): digest for href, rid, digest in self.conn.execute(
+            "SELECT href, recurrence_id, plan_hash FROM sync_override WHERE location = ?",
+            (self.location,))}
+
+    def record_write(self, decision: WriteObject, etag: str | None) -> None:
+        """After a successful write: its etag, its text, the plans written into overrides."""
+        with self._transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO sync_object (location, href, etag, text) "
+                "VALUES (?, ?, ?, ?)", (self.location, decision.href, etag, decision.new_text))
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO sync_override (location, href, recurrence_id, "
+                "plan_hash) VALUES (?, ?, ?, ?)",
+                [(self.location, decision.href, rid, digest)
+                 for rid, digest in decision.plan_hashes])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+
+# --- reading the calendar -----------------------------------------------------------------
+
+
+def fetch_objects(backend: Backend, state: SyncState) -> list[CalendarObject]:
+    """Every calendar object of the calendar, asking a CalDAV server only for what changed.
+
+    Objects that hold no session come back with empty text: nothing reads them.
+    """
+    read_all: Callable[[], list[CalendarObject]] | None = getattr(backend, "read_all", None)
+    if read_all is not None:  # one .ics file: one read is all there is
+        return read_all()
+    if not hasattr(backend, "sync_changes"):
+        return list(backend.get_many([href for href, _ in backend.list()]))
+    cache = state.load()
+    changed, deleted, token, complete = _changes(backend, cache.token)
+    if complete:  # a full listing: whatever it does not name is gone
+        listed = {href for href, _ in changed}
+        deleted = [href for href in cache.objects if href not in listed]
+    stale = [href for href, etag in changed
+             if etag is None or href not in cache.objects or cache.objects[href][0] != etag]
+    fetched = list(backend.get_many(stale)) if stale else []
+    gone = set(deleted) | (set(stale) - {o.href for o in fetched})
+    state.save_fetch(token, fetched, sorted(gone))
+    objects = {href: CalendarObject(href, etag, text or "")
+               for href, (etag, text) in cache.objects.items() if href not in gone}
+    objects.update((o.href, o) for o in fetched)
+    return list(objects.values())
+
+
+def _changes(backend: Backend, token: str | None
+             ) -> tuple[list[tuple[str, str | None]], list[str], str | None, bool]:
+    """(changed (href, etag), deleted hrefs, next token, whether `changed` lists everything)."""
+    sync_changes = backend.sync_changes  # type: ignore[attr-defined]
+    if token is not None:
+        try:
+            changed, deleted, new_token = sync_changes(token)
+            return changed, deleted, new_token, False
+        except SyncTokenInvalid:
+            pass
+    try:
+        changed, deleted, new_token = sync_changes(None)
+        return changed, [], new_token, True
+    except SyncTokenInvalid:
+        return list(backend.list()), [], None, True
+
+
+# --- usage and git ------------------------------------------------------------------------
+
+
+def _git_stats(due: Sequence[Occurrence], settings: Settings, warnings: list[str]
+               ) -> dict[tuple[str, object], GitStats]:
+    """Git statistics per occurrence of a project with a configured repository path."""
+    from .attribution import key_of
+    from .sources.git import load_commits, stats_in
+
+    repos = {name.lower(): p.path for name, p in settings.projects.items() if p.path}
+    result: dict[tuple[str, object], GitStats] = {}
+    for project, repo in repos.items():
+        mine = [o for o in due if (o.plan.project or "").lower() == project]
+        if not mine:
+            continue
+        commits = load_commits(repo.expanduser(), min(o.start for o in mine),
+                               warn=warnings.append)
+        if commits is None:
+            continue
+        for occurrence in mine:
+            result[key_of(occurrence)] = stats_in(commits, occurrence.start, occurrence.end)
+    return result
+
+
+def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mapping[str, str],
+               request: SyncRequest, location: str, state: SyncState,
+               warnings: list[str]) -> Knowledge:
+    from .attribution import attribute
+    from .ledger import load_usage
+    from .pricing import load_prices
+
+    written = state.written_plans()
+    occurrences, _problems = read_sessions(objects, start=request.start, end=request.end,
+                                           tz=request.tz, location=location,
+                                           written_plans=written)
+    due = [o for o in occurrences if o.start <= request.now]
+    actuals = {}
+    git: dict[tuple[str, object], GitStats] = {}
+    if due:
+        records = load_usage(settings, env, since=min(o.start for o in due),
+                             until=max(o.end for o in due), logs=request.logs)
+        found = attribute(due, records, projects=settings.projects,
+                          count_cache_reads=settings.usage.count_cache_reads,
+                          prices=load_prices(settings.prices), now=request.now)
+        actuals = dict(found)
+        for models in sorted({m for ms in found.unpriced_models.values() for m in ms}):
+            warnings.append(f"no price known for model {models}; its cost is left out")
+        git = _git_stats(due, settings, warnings)
+    return Knowledge(request.start, request.end, request.now, request.tz, location,
+                     actuals, git, written)  # type: ignore[arg-type]
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def run_sync(settings: Settings, env: Mapping[str, str], request: SyncRequest, *,
+             backend: Backend | None = None, policy: RetryPolicy = DEFAULT_POLICY,
+             sleep: Callable[[float], None] = time.sleep) -> SyncResult:
+    """Sync one calendar; see the module docstring for the steps."""
+    from .state import open_state
+
+    state_dir = default_state_dir(settings, env)
+    with run_lock(state_dir):
+        opened = backend is None
+        if backend is None:
+            backend = open_backend(request.location, settings=settings, env=env)
+        conn = open_state(state_dir)
+        try:
+            state = SyncState(conn, backend.location)
+            warnings: list[str] = []
+            objects = fetch_objects(backend, state)
+            knowledge = _knowledge(objects, settings, env, request, backend.location, state,
+                                   warnings)
+            plan = plan_sync(objects, knowledge)
+            report = apply(plan, backend, replan=lambda obj: plan_object(obj, knowledge),
+                           on_written=state.record_write, dry_run=request.dry_run,
+                           policy=policy, sleep=sleep)
+        finally:
+            conn.close()
+            close = getattr(backend, "close", None)
+            if opened and close is not None:
+                close()
+    return SyncResult(report, tuple(warnings), getattr(backend, "requests", None))
