@@ -33,7 +33,6 @@ logs. Manual records (`calsync log`) belong to every scope.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import sqlite3
@@ -53,7 +52,6 @@ if TYPE_CHECKING:
     from .pricing import PriceTable
 
 BUCKET_US = 900_000_000           # 15 minutes: every real zone offset is a multiple of it
-HASH_BYTES = 4096
 PIECE_BYTES = 16 << 20            # big files are read in pieces of this size, in parallel
 
 
@@ -77,6 +75,8 @@ class _FileRow(NamedTuple):
     head: bytes | None
     tail: bytes | None
     open_tail: int
+    first_ts: int | None
+    resumed: int
 
 
 class _Read(NamedTuple):
@@ -84,29 +84,6 @@ class _Read(NamedTuple):
     path: str
     stat: os.stat_result
     start: int                    # 0 for new and re-read files
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-def _hashes(path: str, offset: int) -> tuple[bytes, bytes]:
-    n = min(HASH_BYTES, offset)
-    with open(path, "rb") as fh:
-        head = fh.read(n)
-        fh.seek(offset - n)
-        tail = fh.read(n)
-    return _digest(head), _digest(tail)
-
-
-def _starts_with_summary(path: str) -> bool:
-    """A resumed session's transcript starts with `{"type":"summary",...}` lines."""
-    try:
-        with open(path, "rb") as fh:
-            first = fh.read(HASH_BYTES).split(b"\n", 1)[0]
-    except OSError:
-        return False
-    return first.replace(b" ", b"").startswith(b'{"type":"summary"')
 
 
 def _plan_file(row: _FileRow | None, path: str, st: os.stat_result) -> _Read | None:
@@ -119,15 +96,18 @@ def _plan_file(row: _FileRow | None, path: str, st: os.stat_result) -> _Read | N
     if (row.dev, row.ino) != (st.st_dev, st.st_ino) or st.st_size < row.offset:
         return _Read(row, path, st, 0)
     try:
-        if _hashes(path, row.offset) != (row.head, row.tail):
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None                 # gone meanwhile: what it gave is kept
+    try:
+        if cc.file_hashes(fd, row.offset) != (row.head, row.tail):
             return _Read(row, path, st, 0)
-        if row.open_tail and st.st_size > row.offset:
-            with open(path, "rb") as fh:
-                fh.seek(row.offset)
-                if fh.read(1) != b"\n":     # the "complete" last line went on: rewritten
-                    return _Read(row, path, st, 0)
+        if row.open_tail and os.pread(fd, 1, row.offset) not in (b"\n", b""):
+            return _Read(row, path, st, 0)  # the "complete" last line went on: rewritten
     except OSError:
         return None
+    finally:
+        os.close(fd)
     return _Read(row, path, st, row.offset)
 
 
@@ -148,8 +128,8 @@ class Ledger:
     # --- reading the logs ----------------------------------------------------------------
     def _rows(self) -> dict[str, _FileRow]:
         cur = self.conn.execute(
-            "SELECT id, path, dev, ino, size, mtime_ns, offset, head, tail, open_tail "
-            "FROM usage_file WHERE scope = ?", (self.scope,))
+            "SELECT id, path, dev, ino, size, mtime_ns, offset, head, tail, open_tail, "
+            "first_ts, resumed FROM usage_file WHERE scope = ?", (self.scope,))
         return {r[1]: _FileRow(*r) for r in cur}
 
     def update(self, *, workers: int = 0) -> ScanReport:
@@ -290,8 +270,11 @@ class _Writer:
             self._store(res)
             ends.setdefault(res.key, []).append(res)
             self.report.bytes_read += res.end - res.start
-        for key, results in ends.items():
-            self._finish_file(key, ids[key], results)
+        done = [self._finish_file(key, ids[key], results) for key, results in ends.items()]
+        self.conn.executemany(
+            "UPDATE usage_file SET dev = ?, ino = ?, size = ?, mtime_ns = ?, offset = ?, "
+            "head = ?, tail = ?, open_tail = ?, first_ts = ?, resumed = ? WHERE id = ?",
+            [row for row in done if row is not None])
         if stale_prices:
             self._reprice()
         self._decide()
@@ -336,10 +319,8 @@ class _Writer:
     def _store(self, res: cc.RangeResult) -> None:
         if res.error is not None:
             return
-        scope = self.scope
-        rows = [(res.key, *line[:14], line[14], line[15], line[9] + line[10] + line[11]
-                 + line[12] + line[13], 1 if line[1] is None else 0, scope)
-                for line in res.lines]
+        key, scope = res.key, self.scope
+        rows = [(key, *line, 1 if line[1] is None else 0, scope) for line in res.lines]
         self.conn.executemany(
             f"INSERT INTO usage_line ({_LINE_COLUMNS}) VALUES ({', '.join('?' * 20)})", rows)
         if not self.cold and rows:
@@ -351,7 +332,10 @@ class _Writer:
             self.conn.executemany("INSERT INTO usage_problem (file, off, message) VALUES (?,?,?)",
                                   [(res.key, off, msg) for off, msg in res.problems])
 
-    def _finish_file(self, file_id: int, item: _Read, results: list[cc.RangeResult]) -> None:
+    def _finish_file(self, file_id: int, item: _Read,
+                     results: list[cc.RangeResult]) -> tuple[Any, ...] | None:
+        """The file's new ledger row (None: it could not be read; what this run took from it
+        is dropped and it is read again next time)."""
         failed = next((r.error for r in results if r.error), None)
         if failed:
             self.report.unreadable.append(f"{item.path}: {failed}")
@@ -362,31 +346,22 @@ class _Writer:
                               (file_id, item.start))
             if item.row is None:
                 self.conn.execute("DELETE FROM usage_file WHERE id = ?", (file_id,))
-            return
+            return None
         last = max(results, key=lambda r: r.start)
-        head: bytes | None = None
-        tail: bytes | None = None
-        with contextlib.suppress(OSError):
-            head, tail = _hashes(item.path, last.end)
-        st = item.stat
-        first = self.conn.execute("SELECT MIN(ts) FROM usage_line WHERE file = ?",
-                                  (file_id,)).fetchone()[0]
-        if item.row is not None and first != self._first_ts(file_id):
+        firsts = [r.first_ts for r in results if r.first_ts is not None]
+        if item.start > 0 and item.row and item.row.first_ts is not None:
+            firsts.append(item.row.first_ts)
+        first = min(firsts, default=None)
+        if item.row is not None and first != item.row.first_ts:
             self._touch_lines("file = ?", (file_id,))   # its ties may now break the other way
-        if item.start == 0:
-            self.conn.execute("UPDATE usage_file SET resumed = ? WHERE id = ?",
-                              (int(_starts_with_summary(item.path)), file_id))
-        self.conn.execute(
-            "UPDATE usage_file SET dev = ?, ino = ?, size = ?, mtime_ns = ?, offset = ?, "
-            "head = ?, tail = ?, open_tail = ?, first_ts = ? WHERE id = ?",
-            (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, last.end, head, tail,
-             int(last.open_tail), first, file_id))
-        self._number_problems(file_id, item.path)
-
-    def _first_ts(self, file_id: int) -> int | None:
-        row = self.conn.execute("SELECT first_ts FROM usage_file WHERE id = ?",
-                                (file_id,)).fetchone()
-        return None if row is None else row[0]
+        if any(r.problems for r in results):
+            self._number_problems(file_id, item.path)
+        facts = last.facts
+        resumed = facts.resumed if facts else bool(item.row and item.row.resumed)
+        st = item.stat
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, last.end,
+                facts.head if facts else None, facts.tail if facts else None,
+                int(last.open_tail), first, int(resumed), file_id)
 
     def _number_problems(self, file_id: int, path: str) -> None:
         """Turn the byte offsets of new problems into line numbers (one pass over the file)."""

@@ -22,6 +22,7 @@ summaries, snapshots and `toolUseResult` usage are not usage. Cache creation is 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -143,8 +144,11 @@ def _int(usage: Mapping[str, Any], key: str) -> int:
     return value
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _ts_us(value: object) -> int:
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise BadLine(f"timestamp is not a string: {value!r}")
     try:
         moment = datetime.fromisoformat(value)
@@ -153,14 +157,42 @@ def _ts_us(value: object) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - _EPOCH
+    if delta.days < 0:
+        raise BadLine(f"timestamp before 1970: {value[:40]!r}")
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return value if type(value) is str and value else None
+
+
+def _counts(usage: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    """(input, output, cache write 5m, cache write 1h, cache read) of a usage object."""
+    get = usage.get
+    split = get("cache_creation")
+    if type(split) is dict:
+        cw5 = split.get("ephemeral_5m_input_tokens", 0)
+        cw1 = split.get("ephemeral_1h_input_tokens", 0)
+    else:
+        split = None
+        cw5, cw1 = get("cache_creation_input_tokens", 0), 0
+    counts = (get("input_tokens", 0), get("output_tokens", 0), cw5, cw1,
+              get("cache_read_input_tokens", 0))
+    for n in counts:
+        if type(n) is not int or n < 0:     # rare: null, a string, a negative count
+            return _checked_counts(usage, split)
+    return counts
+
+
+def _checked_counts(usage: dict[str, Any], split: dict[str, Any] | None
+                    ) -> tuple[int, int, int, int, int]:
+    if split is not None:
+        cw5 = _int(split, "ephemeral_5m_input_tokens")
+        cw1 = _int(split, "ephemeral_1h_input_tokens")
+    else:
+        cw5, cw1 = _int(usage, "cache_creation_input_tokens"), 0
+    return (_int(usage, "input_tokens"), _int(usage, "output_tokens"), cw5, cw1,
+            _int(usage, "cache_read_input_tokens"))
 
 
 def usage_of(obj: object) -> LineUsage | None:
@@ -168,44 +200,38 @@ def usage_of(obj: object) -> LineUsage | None:
 
     Raises BadLine when the line should carry usage but a value is broken.
     """
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise BadLine("not a JSON object")
     kind = obj.get("type")
     src: Any = obj
-    if kind == "progress":            # a copy of a sub-agent line, embedded in data.message
-        data = obj.get("data")
-        src = data.get("message") if isinstance(data, dict) else None
-        if not isinstance(src, dict):
+    if kind != "assistant":
+        if kind != "progress":        # user lines (toolUseResult.usage), summaries, snapshots
             return None
-    elif kind != "assistant":
-        return None                   # user lines (toolUseResult.usage), summaries, snapshots
+        data = obj.get("data")        # a copy of a sub-agent line, embedded in data.message
+        src = data.get("message") if type(data) is dict else None
+        if type(src) is not dict:
+            return None
     message = src.get("message")
-    usage = message.get("usage") if isinstance(message, dict) else None
-    if not isinstance(usage, dict):
+    usage = message.get("usage") if type(message) is dict else None
+    if type(usage) is not dict:
         return None
-    assert isinstance(message, dict)
     model = message.get("model")
     if model == "<synthetic>":        # made locally (API errors, usage limits), not billed
         return None
-    model = model if isinstance(model, str) and model else "unknown"
+    if type(model) is not str or not model:
+        model = "unknown"
     if usage.get("speed") == "fast":
         model += "-fast"
-    split = usage.get("cache_creation")
-    if isinstance(split, dict):
-        cw5 = _int(split, "ephemeral_5m_input_tokens")
-        cw1 = _int(split, "ephemeral_1h_input_tokens")
-    else:
-        cw5, cw1 = _int(usage, "cache_creation_input_tokens"), 0
-    cost = src.get("costUSD", obj.get("costUSD"))
+    cost = src.get("costUSD")
+    session, cwd, branch = src.get("sessionId"), src.get("cwd"), src.get("gitBranch")
+    if src is not obj:
+        session, cwd, branch = (session or obj.get("sessionId"), cwd or obj.get("cwd"),
+                                branch or obj.get("gitBranch"))
     return LineUsage(
         _str(message.get("id")), _str(src.get("requestId")), src.get("isSidechain") is True,
-        _ts_us(src.get("timestamp")),
-        _str(src.get("sessionId")) or _str(obj.get("sessionId")),
-        _str(src.get("cwd")) or _str(obj.get("cwd")),
-        _str(src.get("gitBranch")) or _str(obj.get("gitBranch")),
-        model, _int(usage, "input_tokens"), _int(usage, "output_tokens"), cw5, cw1,
-        _int(usage, "cache_read_input_tokens"),
-        float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
+        _ts_us(src.get("timestamp")), _str(session), _str(cwd), _str(branch), model,
+        *_counts(usage),
+        float(cost) if type(cost) is float or type(cost) is int else None,
     )
 
 
@@ -235,20 +261,83 @@ class RangeResult(NamedTuple):
     start: int
     end: int                    # just after the last line consumed
     open_tail: bool             # the last line consumed had no newline (it parsed, at EOF)
-    lines: list[tuple[Any, ...]]   # (offset, *LineUsage fields, cost) per usage line
+    lines: list[Row]            # the best line per (message.id, requestId, sidechain)
     problems: list[tuple[int, str]]  # (offset of the line, message)
     error: str | None           # the file could not be read (vanished, permission)
+    first_ts: int | None = None  # the earliest timestamp among the lines
+    facts: FileFacts | None = None  # for the range that ends the file
 
 
+class FileFacts(NamedTuple):
+    """What the ledger keeps to recognise a file next time (see `calsync.ledger`)."""
+
+    head: bytes                 # hash of the first HASH_BYTES bytes (fewer in a small file)
+    tail: bytes                 # hash of the HASH_BYTES bytes before the end of what was read
+    resumed: bool               # it starts with a `summary` line: a resumed session
+
+
+# (offset, message.id, requestId, sidechain, ts_us, session, cwd, branch, model, input,
+#  output, cache write 5m, cache write 1h, cache read, costUSD, cost, total tokens)
+Row = tuple[Any, ...]
 Coster = Callable[[str, int, int, int, int, int], float | None]
+HASH_BYTES = 4096
 
 
-def _scan_block(buf: bytes, base: int, stop: int, out: list[tuple[Any, ...]],
-                problems: list[tuple[int, str]], cost: Coster | None) -> int:
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def file_hashes(fd: int, end: int) -> tuple[bytes, bytes]:
+    """Hashes of the first and of the last HASH_BYTES bytes before `end`."""
+    n = min(HASH_BYTES, end)
+    return _digest(os.pread(fd, n, 0)), _digest(os.pread(fd, n, end - n))
+
+
+def _facts(fd: int, end: int) -> FileFacts:
+    head, tail = file_hashes(fd, end)
+    first = os.pread(fd, HASH_BYTES, 0).split(b"\n", 1)[0].replace(b" ", b"")
+    return FileFacts(head, tail, first.startswith(b'{"type":"summary"'))
+
+
+class _Lines:
+    """The usage lines of one range, keeping only the best per (message.id, requestId,
+    sidechain): the largest token total, the first on a tie (ledger rule 1)."""
+
+    def __init__(self, cost: Coster | None) -> None:
+        self.cost = cost
+        self.best: dict[tuple[str, str | None, bool], Row] = {}
+        self.loose: list[Row] = []      # lines without message.id all count
+        self.first_ts: int | None = None
+
+    def add(self, offset: int, u: LineUsage) -> None:
+        price = u.cost_usd
+        if price is None and self.cost is not None:
+            price = self.cost(u.model, u.input_tokens, u.output_tokens,
+                              u.cache_creation_5m_tokens, u.cache_creation_1h_tokens,
+                              u.cache_read_tokens)
+        total = u.total_tokens
+        row = (offset, *u, price, total)
+        if self.first_ts is None or u.ts_us < self.first_ts:
+            self.first_ts = u.ts_us
+        if u.message_id is None:
+            self.loose.append(row)
+            return
+        key = (u.message_id, u.request_id, u.sidechain)
+        old = self.best.get(key)
+        if old is None or total > old[16]:
+            self.best[key] = row
+
+    def rows(self) -> list[Row]:
+        return [*self.best.values(), *self.loose]
+
+
+def _scan_block(buf: bytes, base: int, stop: int, out: _Lines,
+                problems: list[tuple[int, str]]) -> int:
     """Scan complete lines of `buf` (starting at file offset `base`) that start before
     `stop`; returns the buffer position after the last line consumed."""
     find = buf.find
     loads = orjson.loads
+    add = out.add
     view = memoryview(buf)
     pos = 0
     limit = stop - base
@@ -265,7 +354,7 @@ def _scan_block(buf: bytes, base: int, stop: int, out: list[tuple[Any, ...]],
                 problems.append((base + pos, str(exc)))
             else:
                 if found is not None:
-                    out.append(_row(base + pos, found, cost))
+                    add(base + pos, found)
         elif end > pos and (buf[pos] != 0x7B or buf[end - 1] != 0x7D):
             _check_plain(view[pos:end], base + pos, problems)
         pos = end + 1
@@ -282,17 +371,9 @@ def _check_plain(line: memoryview, offset: int, problems: list[tuple[int, str]])
         problems.append((offset, f"not valid JSON ({exc.msg})"))
 
 
-def _row(offset: int, u: LineUsage, cost: Coster | None) -> tuple[Any, ...]:
-    price = u.cost_usd
-    if price is None and cost is not None:
-        price = cost(u.model, u.input_tokens, u.output_tokens, u.cache_creation_5m_tokens,
-                     u.cache_creation_1h_tokens, u.cache_read_tokens)
-    return (offset, *u, price)
-
-
 def scan_range(rng: Range, cost: Coster | None = None) -> RangeResult:
     """Read one range block by block and return its usage lines and problems."""
-    lines: list[tuple[Any, ...]] = []
+    lines = _Lines(cost)
     problems: list[tuple[int, str]] = []
     try:
         fd = os.open(rng.path, os.O_RDONLY)
@@ -306,7 +387,7 @@ def scan_range(rng: Range, cost: Coster | None = None) -> RangeResult:
             if not block:
                 break
             buf = carry + block if carry else block
-            used = _scan_block(buf, pos, rng.stop, lines, problems, cost)
+            used = _scan_block(buf, pos, rng.stop, lines, problems)
             pos += used
             carry = buf[used:]
             if len(carry) > MAX_LINE:
@@ -317,14 +398,16 @@ def scan_range(rng: Range, cost: Coster | None = None) -> RangeResult:
             found, tail_ok = _tail(carry)
             if tail_ok:
                 if found is not None:
-                    lines.append(_row(pos, found, cost))
+                    lines.add(pos, found)
                 pos += len(carry)
                 open_tail = True
+        facts = _facts(fd, pos) if rng.eof else None
     except OSError as exc:
         return RangeResult(rng.key, rng.start, rng.start, False, [], [], exc.strerror or str(exc))
     finally:
         os.close(fd)
-    return RangeResult(rng.key, rng.start, pos, open_tail, lines, problems, None)
+    return RangeResult(rng.key, rng.start, pos, open_tail, lines.rows(), problems, None,
+                       lines.first_ts, facts)
 
 
 def _tail(data: bytes) -> tuple[LineUsage | None, bool]:

@@ -224,7 +224,8 @@ def _scan(path: Path, start: int = 0) -> tuple[list[tuple], list[tuple[int, str]
 
 def test_scan_reports_malformed_lines_by_offset_and_counts_the_rest(tmp_path):
     good = assistant()
-    path = _write(tmp_path / "s.jsonl", [good, "not json", good[:60], "", good])
+    path = _write(tmp_path / "s.jsonl", [good, "not json", good[:60], "",
+                                         assistant(requestId="req_2")])
     lines, problems, end, open_tail = _scan(path)
     assert len(lines) == 2
     offsets = [off for off, _ in problems]
@@ -233,9 +234,19 @@ def test_scan_reports_malformed_lines_by_offset_and_counts_the_rest(tmp_path):
 
 
 def test_a_complete_last_line_without_newline_counts(tmp_path):
-    path = _write(tmp_path / "s.jsonl", [assistant(), assistant()], end="")
+    path = _write(tmp_path / "s.jsonl", [assistant(), assistant(requestId="req_2")], end="")
     lines, _, end, open_tail = _scan(path)
     assert len(lines) == 2 and end == path.stat().st_size and open_tail
+
+
+def test_a_range_keeps_the_largest_snapshot_of_each_call(tmp_path):
+    path = _write(tmp_path / "s.jsonl", [assistant(usage_output_tokens=10),
+                                         assistant(usage_output_tokens=587),
+                                         assistant(usage_output_tokens=587, uuid="later"),
+                                         assistant(usage_output_tokens=20)])
+    lines, _, _, _ = _scan(path)
+    assert [(line[0], line[10]) for line in lines] == [
+        (len(assistant(usage_output_tokens=10)) + 1, 587)]
 
 
 def test_a_half_written_last_line_is_left_for_the_next_run(tmp_path):
