@@ -531,3 +531,56 @@ def schedule(ctx: Context, kind: str | None) -> None:
     if kind == "cron":
         job.log_dir.mkdir(parents=True, exist_ok=True)
     click.echo(scheduling.render(kind, job), nl=False)
+
+
+@cli.command("sync")
+@click.option("--calendar", "location", metavar="FILE|URL",
+              help="An .ics file or a CalDAV collection URL (default: calendar.url).")
+@click.option("--username", help="CalDAV username (default: calendar.username).")
+@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]),
+              help="First day, YYYY-MM-DD (default: sync.window_days ago, 14).")
+@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]),
+              help="Last day, YYYY-MM-DD, included (default: now).")
+@click.option("--tz", "zone_name", metavar="ZONE", help="IANA time zone for days, all-day "
+              "and floating events (default: usage.timezone, else the local zone).")
+@click.option("--logs", multiple=True, type=click.Path(path_type=Path, file_okay=False),
+              help="A Claude Code config dir or its projects dir; repeatable (default: "
+              "usage.logs, else CLAUDE_CONFIG_DIR, else ~/.config/claude and ~/.claude).")
+@click.option("--dry-run", is_flag=True, help="Print what would change, as a diff per "
+              "event; write nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something failed.")
+@json_option
+@pass_ctx
+def sync_command(ctx: Context, location: str | None, username: str | None, first: Any,
+                 last: Any, zone_name: str | None, logs: tuple[Path, ...], dry_run: bool,
+                 quiet: bool, as_json: bool) -> None:
+    """Write actual usage, cost and status into the session events that have started.
+
+    Exit code 0: everything written; 1: some events failed (named on stderr); 2: a
+    configuration or usage error. A second run while one is going exits 0 at once.
+
+    \b
+    Examples:
+      calsync sync --calendar sessions.ics
+      calsync sync --calendar sessions.ics --from 2026-11-01 --to 2026-11-21 --json
+      calsync sync --calendar https://dav.example.com/cal/sessions/ --username me --dry-run
+    """
+    from . import output
+    from .syncing import run_sync, sync_request
+
+    settings = _with_username(ctx.settings, username)
+    zone, _ = _zone(zone_name or settings.usage.timezone, ctx.env)
+    request = sync_request(_calendar_location(location, settings), settings, zone, first=first,
+                           last=last, dry_run=dry_run, logs=logs)
+    result = run_sync(settings, ctx.env, request)
+    report = result.report
+    if as_json:
+        click.echo(output.render_sync_json(report))
+    elif dry_run:
+        click.echo("\n".join([*output.render_sync_diff(report),
+                              *output.render_sync_summary(report, request.location)]))
+    elif not quiet:
+        click.echo("\n".join(output.render_sync_summary(report, request.location)))
+    for line in output.sync_messages(report, result.warnings, quiet=quiet):
+        click.echo(f"calsync: {line}", err=True)
+    sys.exit(report.exit_code)

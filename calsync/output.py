@@ -253,6 +253,15 @@ def render_sync_summary(report: SyncReport, location: str) -> list[str]:
     return lines
 
 
+def sync_messages(report: SyncReport, warnings: Sequence[str], *, quiet: bool) -> list[str]:
+    """Lines for stderr: each failure naming its event; warnings unless --quiet."""
+    lines = [] if quiet else [f"warning: {w}" for w in warnings]
+    for failure in sync_record(report)["failures"]:
+        href, message = failure["href"], failure["message"]
+        lines.append(message if href in message else f"{href}: {message}")
+    return lines
+
+
 def render_sync_diff(report: SyncReport) -> list[str]:
     """A unified diff per changed event, DESCRIPTION shown line by line (for --dry-run)."""
     import difflib
@@ -263,7 +272,7 @@ def render_sync_diff(report: SyncReport) -> list[str]:
             name = change.uid + (f" {change.recurrence_id}" if change.recurrence_id else "")
             lines += difflib.unified_diff(
                 _readable(change.before), _readable(change.after),
-                fromfile=f"{decision.href} {name} (now)", tofile=f"{name} (after sync)",
+                fromfile=f"{name} (now)", tofile=f"{name} (after sync)",
                 lineterm="", n=2)
     return lines
 

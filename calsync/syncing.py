@@ -26,16 +26,16 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-import time
+import time as clock
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from .backends import Backend, open_backend
 from .config import Settings, default_state_dir
 from .engine import RetryPolicy, SyncReport, apply
-from .errors import LockedError, SyncTokenInvalid
+from .errors import ConfigError, LockedError, SyncTokenInvalid
 from .model import CalendarObject, GitStats, Occurrence
 from .planner import (
     Knowledge,
@@ -61,6 +61,20 @@ class SyncRequest:
     tz: tzinfo
     dry_run: bool = False
     logs: Sequence[Path] = ()
+
+
+def sync_request(location: str, settings: Settings, tz: tzinfo, *, first: date | None,
+                 last: date | None, dry_run: bool = False, logs: Sequence[Path] = (),
+                 now: datetime | None = None) -> SyncRequest:
+    """The window of --from/--to (days in `tz`, both included), else window_days back to now."""
+    now = now or datetime.now(tz)
+    start = (datetime.combine(first, time(), tz) if first
+             else now - timedelta(days=settings.sync.window_days))
+    end = datetime.combine(last + timedelta(days=1), time(), tz) if last else now
+    if end <= start:
+        raise ConfigError(f"the window ends ({end:%Y-%m-%d}) before it starts "
+                          f"({start:%Y-%m-%d})", key="--to")
+    return SyncRequest(location, start, end, now, tz, dry_run, tuple(logs))
 
 
 @dataclass(frozen=True)
@@ -260,7 +274,7 @@ def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mappi
 
 def run_sync(settings: Settings, env: Mapping[str, str], request: SyncRequest, *,
              backend: Backend | None = None, policy: RetryPolicy = DEFAULT_POLICY,
-             sleep: Callable[[float], None] = time.sleep) -> SyncResult:
+             sleep: Callable[[float], None] = clock.sleep) -> SyncResult:
     """Sync one calendar; see the module docstring for the steps."""
     from .state import open_state
 

@@ -409,9 +409,15 @@ def test_kill_9_at_any_moment_leaves_events_whole_and_the_next_run_finishes(tmp_
     env = dict(os.environ, CALSYNC_STATE_DIR=str(tmp_path / "state"),
                CLAUDE_CONFIG_DIR=str(logs))
     command = [sys.executable, "-m", "calsync", "sync", "--calendar", str(path), "--quiet"]
-    for delay in (0.3, 0.6, 0.9, 1.2):
+    for moment in ("after the first write", 0.2, "after the next write"):
+        original = path.read_bytes()
         process = subprocess.Popen(command, env=env)
-        time.sleep(delay)
+        deadline = time.monotonic() + 30
+        if isinstance(moment, float):
+            time.sleep(moment)
+        else:  # wait until the file changes, then kill at once: in the middle of the writes
+            while path.read_bytes() == original and time.monotonic() < deadline:
+                time.sleep(0.001)
         process.send_signal(signal.SIGKILL)
         process.wait()
         _consistent(path)
