@@ -243,10 +243,12 @@ def render_sync_summary(report: SyncReport, location: str) -> list[str]:
     """One line of counts, then one line per changed event."""
     record = sync_record(report)
     verb = "would update" if report.dry_run else "updated"
-    lines = [f"{location}: {record['occurrences']} occurrences, {record['updated']} {verb}, "
+    count = record["occurrences"]
+    lines = [f"{location}: {count} occurrence{'' if count == 1 else 's'}, "
+             f"{record['updated']} {verb}, "
              f"{record['unchanged']} unchanged, {record['conflicts']} conflicts, "
              f"{record['failed']} failed"]
-    for change in record["changed"]:
+    for change in sorted(record["changed"], key=lambda c: str(c["start"])):
         when = str(change["start"])[:16].replace("T", " ")
         new = "  (new override)" if change["fields"] == ["new override"] else ""
         lines.append(f"  {when}  {change['status']:<11}  {change['summary']}{new}")
@@ -270,9 +272,11 @@ def render_sync_diff(report: SyncReport) -> list[str]:
     for decision in report.written:
         for change in decision.changes:
             name = change.uid + (f" {change.recurrence_id}" if change.recurrence_id else "")
+            now = "new override, as the series has it" if "new override" in change.fields \
+                else "now"
             lines += difflib.unified_diff(
                 _readable(change.before), _readable(change.after),
-                fromfile=f"{name} (now)", tofile=f"{name} (after sync)",
+                fromfile=f"{name} ({now})", tofile=f"{name} (after sync)",
                 lineterm="", n=2)
     return lines
 

@@ -67,7 +67,7 @@ class Change:
     start: datetime
     status: Status
     fields: tuple[str, ...]   # the properties that change ("new override" when created)
-    before: str               # the VEVENT's content lines ("" for a new override)
+    before: str               # the VEVENT's content lines (a new override: as the series has it)
     after: str
 
 
@@ -316,7 +316,7 @@ class _ObjectPlanner:
 
     def write(self, occurrence: Occurrence) -> None:
         event, created = self.event_of(occurrence)
-        before, before_text = _content(event), ("" if created else _ical(event))
+        before, before_text = _content(event), _ical(event)
         previous = read_actuals(event)
         synced_at = previous.synced_at if previous else None
         rid = format_recurrence_id(occurrence.recurrence_id)
