@@ -427,3 +427,38 @@ def test_kill_9_at_any_moment_leaves_events_whole_and_the_next_run_finishes(tmp_
     again = subprocess.run([*command[:-1], "--json"], env=env, capture_output=True, text=True,
                            timeout=60)
     assert orjson.loads(again.stdout)["updated"] == 0
+
+
+def test_a_new_series_budget_reaches_the_occurrences_calsync_wrote(place: Place):
+    place.sync()
+    backend = place.direct()
+    obj = place.objects()["weekly-impl"]
+    master, _, rest = obj.text.partition("RECURRENCE-ID")
+    edited = master.replace("X-CLAUDE-TOKEN-BUDGET-TOTAL:100000",
+                            "X-CLAUDE-TOKEN-BUDGET-TOTAL:200000", 1) + "RECURRENCE-ID" + rest
+    assert edited != obj.text
+    backend.put(CalendarObject(obj.href, obj.etag, edited), etag=obj.etag)
+    getattr(backend, "close", lambda: None)()
+    report = place.sync(now=NOW + timedelta(minutes=15)).report
+    assert report.exit_code == 0 and report.updated == 3
+    series = events_of(place.objects()["weekly-impl"])
+    for rid in ("20261111", "20261116", "20261118"):
+        assert str(series[rid]["X-CLAUDE-TOKEN-BUDGET-TOTAL"]) == "200000"
+    assert str(series["20261111"]["X-CLAUDE-BUDGET-USED-PERCENT"]) == "15"
+    assert status(place.objects()["weekly-impl"], "20261116") == "completed"  # 150k of 200k
+    assert str(series["20261116"]["LOCATION"]) == "Cafe"
+
+
+def test_a_sync_token_the_server_refuses_falls_back_to_a_full_listing(dav_place: Place):
+    import sqlite3
+
+    dav_place.sync()
+    database = sqlite3.connect(Path(dav_place.env["CALSYNC_STATE_DIR"]) / "state.sqlite3")
+    with database:
+        database.execute("UPDATE sync_collection SET token = 'http://example.com/ns/sync/999'")
+    database.close()
+    again = dav_place.sync(now=NOW + timedelta(minutes=15))
+    assert (again.report.updated, again.report.failed) == (0, ())
+    assert again.requests is not None and again.requests <= 3  # refused, full sync, no fetch
+    idle = dav_place.sync(now=NOW + timedelta(minutes=30))
+    assert idle.requests is not None and idle.requests <= 2
