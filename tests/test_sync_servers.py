@@ -462,3 +462,49 @@ def test_a_sync_token_the_server_refuses_falls_back_to_a_full_listing(dav_place:
     assert again.requests is not None and again.requests <= 3  # refused, full sync, no fetch
     idle = dav_place.sync(now=NOW + timedelta(minutes=30))
     assert idle.requests is not None and idle.requests <= 2
+
+
+def test_kill_9_between_a_put_and_its_bookkeeping_on_caldav(tmp_path, radicale_server):
+    """The worst moment: the server stored a write, calsync died before recording it."""
+    url = make_calendar(radicale_server, "kill-9")
+    place = Place("radicale", url, Settings(calendar=CalendarSettings(
+        url=url, username="alice", auth="basic")), {"CALSYNC_PASSWORD": "secret"},
+        write_logs(tmp_path / "claude", USAGE))
+    place.upload(SESSIONS | FOREIGN)
+    before = place.objects()
+    origin = url.split("/", 3)
+    env = dict(os.environ, CALSYNC_STATE_DIR=str(tmp_path / "state"),
+               CLAUDE_CONFIG_DIR=str(place.logs), CALSYNC_PASSWORD="secret")
+    with FaultProxy(f"{origin[0]}//{origin[2]}") as proxy:
+        command = [sys.executable, "-m", "calsync", "sync", "--calendar",
+                   f"{proxy.url}/{origin[3]}", "--username", "alice", "--from", "2026-11-04",
+                   "--to", "2026-11-18", "--tz", "Europe/Berlin", "--json"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        puts: list[str] = []
+
+        def kill_on_the_second_put(method: str, path: str) -> None:
+            puts.append(path)
+            if len(puts) == 2:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+
+        proxy.before(kill_on_the_second_put, method="PUT", times=10)
+        process.wait(timeout=60)
+        assert process.returncode == -signal.SIGKILL
+        written = sum(1 for uid in SESSIONS if "X-CLAUDE-STATUS" in place.objects()[uid].text)
+        assert written == 2  # the killed run's second PUT reached the server all the same
+        finish = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert finish.returncode == 0, finish.stderr
+    assert orjson.loads(finish.stdout)["updated"] >= 1
+    after = place.objects()
+    assert after["future"] == before["future"]
+    for uid in FOREIGN:
+        assert (after[uid].text, after[uid].etag) == (before[uid].text, before[uid].etag)
+    for uid in ("weekly-impl", "review-day", "planning"):
+        assert len(Calendar.from_ical(after[uid].text).walk("VEVENT")) == len(events_of(
+            after[uid]))  # no occurrence written twice
+        for rid, event in events_of(after[uid]).items():
+            if uid != "weekly-impl" or rid is not None:
+                assert "--- end calsync actuals ---" in str(event["DESCRIPTION"])
+    assert orjson.loads(again.stdout)["updated"] == 0, again.stderr
