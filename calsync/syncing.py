@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
+from .attribution import OccurrenceKey, attribute, key_of
 from .backends import Backend, open_backend
 from .config import Settings, default_state_dir
 from .engine import RetryPolicy, SyncReport, apply
 from .errors import ConfigError, LockedError, SyncTokenInvalid
-from .model import CalendarObject, GitStats, Occurrence
+from .model import Actuals, CalendarObject, GitStats, Occurrence
 from .planner import (
     Knowledge,
     WriteObject,
@@ -221,13 +222,12 @@ def _changes(backend: Backend, token: str | None
 
 
 def _git_stats(due: Sequence[Occurrence], settings: Settings, warnings: list[str]
-               ) -> dict[tuple[str, object], GitStats]:
+               ) -> dict[OccurrenceKey, GitStats]:
     """Git statistics per occurrence of a project with a configured repository path."""
-    from .attribution import key_of
     from .sources.git import load_commits, stats_in
 
     repos = {name.lower(): p.path for name, p in settings.projects.items() if p.path}
-    result: dict[tuple[str, object], GitStats] = {}
+    result: dict[OccurrenceKey, GitStats] = {}
     for project, repo in repos.items():
         mine = [o for o in due if (o.plan.project or "").lower() == project]
         if not mine:
@@ -244,7 +244,6 @@ def _git_stats(due: Sequence[Occurrence], settings: Settings, warnings: list[str
 def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mapping[str, str],
                request: SyncRequest, location: str, state: SyncState,
                warnings: list[str]) -> Knowledge:
-    from .attribution import attribute
     from .ledger import load_usage
     from .pricing import load_prices
 
@@ -253,8 +252,8 @@ def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mappi
                                            tz=request.tz, location=location,
                                            written_plans=written)
     due = [o for o in occurrences if o.start <= request.now]
-    actuals = {}
-    git: dict[tuple[str, object], GitStats] = {}
+    actuals: dict[OccurrenceKey, Actuals] = {}
+    git: dict[OccurrenceKey, GitStats] = {}
     if due:
         records = load_usage(settings, env, since=min(o.start for o in due),
                              until=max(o.end for o in due), logs=request.logs)
@@ -266,7 +265,7 @@ def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mappi
             warnings.append(f"no price known for model {models}; its cost is left out")
         git = _git_stats(due, settings, warnings)
     return Knowledge(request.start, request.end, request.now, request.tz, location,
-                     actuals, git, written)  # type: ignore[arg-type]
+                     actuals, git, written)
 
 
 # --- the run --------------------------------------------------------------------------------
