@@ -164,7 +164,7 @@ class Place:
         request = SyncRequest(self.location, now - timedelta(days=14), now, now, BERLIN,
                               dry_run=kw.pop("dry_run", False), logs=(self.logs,))
         return run_sync(self.settings, self.env, request, policy=kw.pop("policy", FAST),
-                        sleep=lambda seconds: None, **kw)
+                        sleep=kw.pop("sleep", lambda seconds: None), **kw)
 
 
 def _place(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Place:
@@ -356,6 +356,17 @@ def test_server_faults_are_retried_and_a_lasting_one_fails_only_its_object(proxi
     again = place.sync(now=NOW + timedelta(minutes=15)).report
     assert [c.uid for d in again.written for c in d.changes] == ["review-day"]
     assert again.exit_code == 0
+
+
+def test_a_server_asking_to_slow_down_is_given_the_pause_it_asks_for(proxied):
+    place, proxy = proxied
+    hrefs = {uid: o.href.rsplit("/", 1)[1] for uid, o in place.objects().items()}
+    proxy.fail(status=429, retry_after=7, times=1, method="PUT", path=hrefs["planning"])
+    waits: list[float] = []
+    report = place.sync(sleep=waits.append).report
+    assert report.exit_code == 0 and report.updated == 5
+    assert waits == [7]
+    assert [s.status for s in proxy.seen if s.method == "PUT"].count(429) == 1
 
 
 def test_a_server_that_does_not_answer_is_retried_then_reported(proxied):
