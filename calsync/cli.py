@@ -7,7 +7,6 @@ hands the result to `output.py`. Heavy libraries are imported inside the command
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Callable

@@ -85,7 +85,9 @@ def load_prices(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Pri
     """The shipped table, with `overrides` (model id → rates) laid over it."""
     text = resources.files("calsync.data").joinpath("prices.toml").read_text("utf-8")
     raw = tomllib.loads(text)
-    models = {name.lower(): _price(rates, f"prices.{name}") for name, rates in raw["models"].items()}
+    models = {
+        name.lower(): _price(rates, f"prices.{name}") for name, rates in raw["models"].items()
+    }
     for name, rates in (overrides or {}).items():
         models[name.lower()] = _price(rates, f"prices.{name}")
     return PriceTable(as_of=raw["as_of"], models=models)
