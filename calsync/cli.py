@@ -297,8 +297,6 @@ def usage_command(ctx: Context, since: str | None, until: str | None, zone_name:
       calsync usage --since 2026-11-01 --until 2026-11-30 --by day
       calsync usage --logs examples/claude-logs --by session --json
     """
-    from rich.console import Console
-
     from . import output
     from .ledger import usage_report
     from .usage import parse_day, totals
@@ -314,9 +312,7 @@ def usage_command(ctx: Context, since: str | None, until: str | None, zone_name:
     if as_json:
         click.echo(output.render_usage_json(report.rows))
     else:
-        wide = None if sys.stdout.isatty() else 200
-        output.print_usage(report.rows, totals(report.rows), Console(highlight=False, width=wide),
-                           by=by)
+        click.echo(output.render_usage_table(report.rows, totals(report.rows), by=by))
 
 
 def _usage_day(value: str | None, flag: str, parse: Callable[[str], Any]) -> Any:

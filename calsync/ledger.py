@@ -33,10 +33,14 @@ logs. Manual records (`calsync log`) belong to every scope.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
+import itertools
+import operator
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -52,6 +56,11 @@ if TYPE_CHECKING:
     from .pricing import PriceTable
 
 BUCKET_US = 900_000_000           # 15 minutes: every real zone offset is a multiple of it
+# what each report grouping needs the ledger to keep apart (the rest is summed in SQL)
+GROUP_KEYS: dict[str, tuple[str, ...]] = {
+    "day": ("day", "model"), "week": ("day", "model"), "month": ("day", "model"),
+    "model": ("model",), "project": ("cwd", "session"), "session": ("session", "cwd", "model"),
+}
 PIECE_BYTES = 16 << 20            # big files are read in pieces of this size, in parallel
 
 
@@ -115,15 +124,22 @@ class Ledger:
     """The usage ledger of one scope (a set of `projects` dirs) in an open state database."""
 
     def __init__(self, conn: sqlite3.Connection, dirs: Sequence[Path],
-                 prices: PriceTable | None = None, price_key: str = "") -> None:
+                 prices: PriceTable | Callable[[], PriceTable] | None = None,
+                 price_key: str = "") -> None:
         self.conn = conn
         self.dirs = list(dirs)
-        self.prices = prices
+        self._prices = prices         # a table, or how to load one when first needed
         self.price_key = price_key
         key = "\n".join(sorted(str(d) for d in self.dirs))
         conn.execute("INSERT OR IGNORE INTO usage_scope (dirs) VALUES (?)", (key,))
         self.scope = int(conn.execute("SELECT id FROM usage_scope WHERE dirs = ?",
                                       (key,)).fetchone()[0])
+
+    @property
+    def prices(self) -> PriceTable | None:
+        if callable(self._prices):
+            self._prices = self._prices()
+        return self._prices
 
     # --- reading the logs ----------------------------------------------------------------
     def _rows(self) -> dict[str, _FileRow]:
@@ -137,13 +153,11 @@ class Ledger:
         found, unreadable = cc.find_files(self.dirs)
         report = ScanReport(files=len(found), unreadable=unreadable)
         stale_prices = self._stale_prices()
-        plan = [p for p in (_plan_file(r, path, st) for r, path, st in self._join(found)) if p]
+        plan = self._plan(found)
         if plan or stale_prices:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                # plan again under the lock: another run may have read these files meanwhile
-                plan = [p for p in (_plan_file(r, path, st) for r, path, st in self._join(found))
-                        if p]
+                plan = self._plan(found)    # again under the lock: another run may have read
                 _Writer(self, report).run(plan, workers, stale_prices)
                 self.conn.execute("COMMIT")
             except BaseException:
@@ -154,10 +168,17 @@ class Ledger:
             raise NoLogsError([str(d) for d in self.dirs])
         return report
 
-    def _join(self, found: Iterable[tuple[str, os.stat_result]]
-              ) -> list[tuple[_FileRow | None, str, os.stat_result]]:
+    def _plan(self, found: Iterable[tuple[str, os.stat_result]]) -> list[_Read]:
+        """What to read, file by file; the warm path compares stats and reads nothing."""
+        known = {r[0]: r[1:] for r in self.conn.execute(
+            "SELECT path, dev, ino, size, mtime_ns FROM usage_file WHERE scope = ?", (self.scope,))}
+        changed = [(path, st) for path, st in found
+                   if known.get(path) != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)]
+        if not changed:
+            return []
+        changed.sort()
         rows = self._rows()
-        return [(rows.get(path), path, st) for path, st in found]
+        return [p for p in (_plan_file(rows.get(path), path, st) for path, st in changed) if p]
 
     def _stale_prices(self) -> bool:
         row = self.conn.execute("SELECT prices FROM usage_scope WHERE id = ?",
@@ -177,17 +198,30 @@ class Ledger:
                 if path in present]
 
     # --- queries -------------------------------------------------------------------------
-    def buckets(self, since_us: int | None = None, until_us: int | None = None) -> list[Bucket]:
-        """Winners per bucket (and manual records) with start in [since_us, until_us)."""
+    def buckets(self, since_us: int | None = None, until_us: int | None = None, *,
+                tz: tzinfo = UTC, keys: Sequence[str] = ("bucket", "model", "session", "cwd"),
+                ) -> list[Bucket]:
+        """Winners summed per `keys` (and manual records, one bucket each) with timestamps in
+        [since_us, until_us). Keys: bucket (15 minutes), day (local day in `tz`), model,
+        session, cwd; a key left out is summed over (and reads as "")."""
         lo = (since_us or 0) // BUCKET_US
         hi = -(-until_us // BUCKET_US) if until_us is not None else 1 << 62
+        columns = {"model": "model", "session": "session", "cwd": "cwd"}
+        group = [columns[k] for k in keys if k in columns]
+        if "bucket" in keys:
+            group.append("bucket")
+        elif "day" in keys:
+            group.append(f"(bucket * 900 + {self._offset_sql(tz, lo, hi)}) / 86400")
+        select = ", ".join(columns[k] if k in keys else "''" for k in columns)
         cur = self.conn.execute(
-            "SELECT bucket, model, session, cwd, n, inp, out, cw5, cw1, cr, cost, unpriced, "
-            "first_ts, last_ts FROM usage_agg WHERE scope = ? AND bucket >= ? AND bucket < ?",
-            (self.scope, lo, hi))
+            f"SELECT MIN(bucket), {select}, SUM(n), SUM(inp), SUM(out), SUM(cw5), SUM(cw1), "
+            "SUM(cr), TOTAL(cost), SUM(unpriced), MIN(first_ts), MAX(last_ts) FROM usage_agg "
+            "WHERE scope = ? AND bucket >= ? AND bucket < ?"
+            + (f" GROUP BY {', '.join(group)}" if group else ""), (self.scope, lo, hi))
         out = [Bucket(b * BUCKET_US, model, session, cwd, False, n, i, o, c5, c1, cr,
                       None if unpriced else cost, first, last)
-               for b, model, session, cwd, n, i, o, c5, c1, cr, cost, unpriced, first, last in cur]
+               for b, model, session, cwd, n, i, o, c5, c1, cr, cost, unpriced, first, last in cur
+               if b is not None]
         for rec in self._manual(lo * BUCKET_US, until_us if until_us is not None else 1 << 62):
             ts = _us(rec.timestamp)
             out.append(Bucket(ts - ts % BUCKET_US, rec.model, rec.session_id, rec.cwd or "",
@@ -196,6 +230,17 @@ class Ledger:
                               rec.cache_read_tokens, rec.cost_usd, ts, ts))
         return out
 
+    def _offset_sql(self, tz: tzinfo, lo: int, hi: int) -> str:
+        """SQL for the UTC offset (seconds) of `tz` at `bucket`: a CASE over its changes."""
+        first, last = self.conn.execute("SELECT MIN(bucket), MAX(bucket) FROM usage_agg WHERE "
+                                        "scope = ?", (self.scope,)).fetchone()
+        changes = _offsets(tz, max(lo, first or 0), min(hi, (last or 0) + 1))
+        if len(changes) == 1:
+            return str(changes[0][1])
+        whens = " ".join(f"WHEN bucket < {b} THEN {off}"
+                         for (b, _), (_, off) in zip(changes[1:], changes, strict=False))
+        return f"(CASE {whens} ELSE {changes[-1][1]} END)"
+
     def records(self, since: datetime | None = None,
                 until: datetime | None = None) -> list[UsageRecord]:
         """The usage records (winners, then manual records) with since <= timestamp < until."""
@@ -203,7 +248,7 @@ class Ledger:
         hi = _us(until) if until else 1 << 62
         cur = self.conn.execute(
             "SELECT ts, session, cwd, branch, model, inp, out, cw5, cw1, cr, cost, mid, rid "
-            "FROM usage_line WHERE scope = ? AND win = 1 AND ts >= ? AND ts < ? ORDER BY ts",
+            "FROM usage_line WHERE scope = ? AND ts >= ? AND ts < ? AND win = 1 ORDER BY ts",
             (self.scope, lo, hi))
         out = [UsageRecord(
             timestamp=datetime.fromtimestamp(ts / 1e6, UTC), session_id=session or "",
@@ -228,9 +273,39 @@ class Ledger:
         return out
 
 
+def _offsets(tz: tzinfo, lo: int, hi: int) -> list[tuple[int, int]]:
+    """(first bucket, UTC offset in seconds) of each offset `tz` has in buckets [lo, hi)."""
+    def offset(bucket: int) -> int:
+        moment = datetime.fromtimestamp(bucket * 900, UTC).astimezone(tz)
+        return int(moment.utcoffset().total_seconds())  # type: ignore[union-attr]
+
+    out = [(lo, offset(lo))]
+    at = lo
+    while at < hi - 1:
+        nxt = min(at + 96, hi - 1)                      # a day at a time, then bisect
+        if offset(nxt) != out[-1][1]:
+            a, b = at, nxt
+            while b - a > 1:
+                mid = (a + b) // 2
+                a, b = (mid, b) if offset(mid) == out[-1][1] else (a, mid)
+            out.append((b, offset(b)))
+        at = nxt
+    return out
+
+
 def _us(moment: datetime) -> int:
     delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _by_message(rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """Rows sharing a message hash, split by message.id (a hash collision must not merge)."""
+    if len(rows) == 1:
+        return [rows]
+    groups: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        groups.setdefault(row[2], []).append(row)
+    return list(groups.values())
 
 
 def _priced_model(model: str) -> str:
@@ -244,7 +319,7 @@ def _priced_model(model: str) -> str:
 
 
 _LINE_COLUMNS = ("file, off, mid, rid, side, ts, session, cwd, branch, model, inp, out, cw5, "
-                 "cw1, cr, line_cost, cost, total, win, scope")
+                 "cw1, cr, line_cost, cost, total, mh, scope")
 
 
 class _Writer:
@@ -257,7 +332,7 @@ class _Writer:
         self.report = report
         self.cold = self.conn.execute("SELECT 1 FROM usage_line WHERE scope = ? LIMIT 1",
                                       (self.scope,)).fetchone() is None
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS aff_mid (mid TEXT PRIMARY KEY)")
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS aff_mid (mh INTEGER PRIMARY KEY)")
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS aff_bucket (b INTEGER PRIMARY KEY)")
         self.conn.execute("DELETE FROM aff_mid")
         self.conn.execute("DELETE FROM aff_bucket")
@@ -311,8 +386,8 @@ class _Writer:
     def _touch_lines(self, where: str, args: tuple[Any, ...]) -> None:
         if self.cold:
             return
-        self.conn.execute(f"INSERT OR IGNORE INTO aff_mid SELECT mid FROM usage_line "
-                          f"WHERE {where} AND mid IS NOT NULL", args)
+        self.conn.execute(f"INSERT OR IGNORE INTO aff_mid SELECT mh FROM usage_line "
+                          f"WHERE {where} AND mh IS NOT NULL", args)
         self.conn.execute(f"INSERT OR IGNORE INTO aff_bucket SELECT ts / {BUCKET_US} "
                           f"FROM usage_line WHERE {where} AND win = 1", args)
 
@@ -320,14 +395,14 @@ class _Writer:
         if res.error is not None:
             return
         key, scope = res.key, self.scope
-        rows = [(key, *line, 1 if line[1] is None else 0, scope) for line in res.lines]
+        rows = [(key, *line, scope) for line in res.lines]
         self.conn.executemany(
             f"INSERT INTO usage_line ({_LINE_COLUMNS}) VALUES ({', '.join('?' * 20)})", rows)
-        if not self.cold and rows:
+        if not self.cold and rows:      # new lines count until `_decide` says otherwise
             self.conn.executemany("INSERT OR IGNORE INTO aff_mid VALUES (?)",
-                                  [(r[2],) for r in rows if r[2] is not None])
+                                  {(r[18],) for r in rows if r[18] is not None})
             self.conn.executemany("INSERT OR IGNORE INTO aff_bucket VALUES (?)",
-                                  {(r[5] // BUCKET_US,) for r in rows if r[2] is None})
+                                  {(r[5] // BUCKET_US,) for r in rows})
         if res.problems:
             self.conn.executemany("INSERT INTO usage_problem (file, off, message) VALUES (?,?,?)",
                                   [(res.key, off, msg) for off, msg in res.problems])
@@ -388,26 +463,34 @@ class _Writer:
 
     def _decide(self) -> None:
         """Mark the lines that count (module docstring, rules 1-4) among the affected ids."""
-        s = self.scope
-        where = "" if self.cold else "AND mid IN (SELECT mid FROM aff_mid)"
+        files = {fid: (resumed, first if first is not None else 1 << 62, path)
+                 for fid, resumed, first, path in self.conn.execute(
+                     "SELECT id, resumed, first_ts, path FROM usage_file WHERE scope = ?",
+                     (self.scope,))}
+        columns = "l.id, l.mh, l.mid, l.rid, l.side, l.total, l.file, l.off, l.win, l.ts"
+        if self.cold:                   # a message seen once counts: look at the others only
+            self.conn.execute("INSERT INTO aff_mid SELECT mh FROM usage_line WHERE scope = ? "
+                              "AND mh IS NOT NULL GROUP BY mh HAVING COUNT(*) > 1",
+                              (self.scope,))
+        cur = self.conn.execute(f"SELECT {columns} FROM aff_mid a JOIN usage_line l "
+                                "ON l.scope = ? AND l.mh = a.mh ORDER BY l.mh", (self.scope,))
+        flips: dict[int, list[tuple[int]]] = {0: [], 1: []}
+        buckets = set()
+        for _, same_hash in itertools.groupby(cur, key=operator.itemgetter(1)):
+            rows = list(same_hash)
+            for group in _by_message(rows):
+                winners = set(cc.choose([cc.Candidate(r[0], r[3], bool(r[4]), r[5],
+                                                      (*files[r[6]], r[7])) for r in group]))
+                for r in group:
+                    win = int(r[0] in winners)
+                    if win != r[8]:
+                        flips[win].append((r[0],))
+                        buckets.add(r[9] // BUCKET_US)
+        for win, ids in flips.items():
+            self.conn.executemany(f"UPDATE usage_line SET win = {win} WHERE id = ?", ids)
         if not self.cold:
-            self.conn.execute(f"INSERT OR IGNORE INTO aff_bucket SELECT ts / {BUCKET_US} "
-                              f"FROM usage_line WHERE scope = ? AND win = 1 {where}", (s,))
-        self.conn.execute(f"UPDATE usage_line SET win = 0 WHERE scope = ? AND win = 1 "
-                          f"AND mid IS NOT NULL {where}", (s,))
-        self.conn.execute(f"""
-            WITH g AS (SELECT mid, MAX(side = 0) AS ns FROM usage_line
-                       WHERE scope = :s AND mid IS NOT NULL {where} GROUP BY mid),
-            r AS (SELECT l.id AS id, ROW_NUMBER() OVER (
-                      PARTITION BY l.mid, CASE WHEN g.ns THEN l.rid END
-                      ORDER BY l.total DESC, f.resumed, f.first_ts, f.path, l.off) AS rn
-                  FROM usage_line l JOIN g ON g.mid = l.mid JOIN usage_file f ON f.id = l.file
-                  WHERE l.scope = :s AND (l.side = 0 OR g.ns = 0))
-            UPDATE usage_line SET win = 1 WHERE id IN (SELECT id FROM r WHERE rn = 1)""",
-                          {"s": s})
-        if not self.cold:
-            self.conn.execute(f"INSERT OR IGNORE INTO aff_bucket SELECT ts / {BUCKET_US} "
-                              f"FROM usage_line WHERE scope = ? AND win = 1 {where}", (s,))
+            self.conn.executemany("INSERT OR IGNORE INTO aff_bucket VALUES (?)",
+                                  [(b,) for b in buckets])
 
     def _resum(self) -> None:
         """Sum the winners again in every affected bucket (all of them after a cold run)."""
@@ -453,7 +536,7 @@ def open_ledger(settings: Settings, env: Mapping[str, str], *, home: Path | None
     home = home or Path(env.get("HOME") or Path.home())
     dirs = cc.log_dirs(env, home, logs or settings.usage.logs)
     conn = open_state(default_state_dir(settings, env))
-    return Ledger(conn, dirs, load_prices(settings.prices), price_key(settings.prices))
+    return Ledger(conn, dirs, lambda: load_prices(settings.prices), price_key(settings.prices))
 
 
 def load_usage(settings: Settings, env: Mapping[str, str], *, since: datetime | None,
@@ -465,8 +548,9 @@ def load_usage(settings: Settings, env: Mapping[str, str], *, since: datetime | 
     """
     ledger = open_ledger(settings, env, home=home, logs=logs)
     try:
-        ledger.update()
-        return ledger.records(since, until)
+        with _no_cycle_collection():
+            ledger.update()
+            return ledger.records(since, until)
     finally:
         ledger.conn.close()
 
@@ -483,12 +567,34 @@ def usage_report(settings: Settings, env: Mapping[str, str], *, by: str, tz: tzi
                  project: str | None = None, logs: Sequence[Path] = (),
                  home: Path | None = None, workers: int = 0) -> UsageReport:
     """`calsync usage`: read what is new, then group the ledger into report rows."""
+    with _no_cycle_collection():
+        return _usage_report(settings, env, by=by, tz=tz, since=since, until=until,
+                             project=project, logs=logs, home=home, workers=workers)
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a scan makes hundreds of thousands of objects
+    without cycles, and collections that walk them all cost more than the work itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _usage_report(settings: Settings, env: Mapping[str, str], *, by: str, tz: tzinfo,
+                  since: date | None, until: date | None, project: str | None,
+                  logs: Sequence[Path], home: Path | None, workers: int) -> UsageReport:
     ledger = open_ledger(settings, env, home=home, logs=logs)
     try:
         scan = ledger.update(workers=workers)
         lo = _us(datetime.combine(since, time(), tz)) if since else None
         hi = _us(datetime.combine(until + timedelta(days=1), time(), tz)) if until else None
-        buckets = ledger.buckets(lo, hi)
+        keys = GROUP_KEYS[by] + (("cwd",) if project and "cwd" not in GROUP_KEYS[by] else ())
+        buckets = ledger.buckets(lo, hi, tz=tz, keys=keys)
     finally:
         ledger.conn.close()
     projects = {name: p.paths for name, p in settings.projects.items() if p.paths}

@@ -14,7 +14,8 @@ Tables of the usage ledger (migration 1; `calsync.ledger` reads and writes them)
 usage_scope    one set of Claude Code `projects` dirs read together (scopes never mix)
 usage_file     per transcript: identity, size, offset after the last line read, hashes
 usage_line     the best line per (file, message.id, requestId, sidechain); `win` marks the
-               lines counted after de-duplication across files: the usage records
+               lines counted after de-duplication across files: the usage records; `mh`
+               is a 64-bit hash of message.id, the key to find a message's lines
 usage_problem  malformed lines (path:line) still present in the files
 usage_agg      winners summed per 15-minute bucket, model, session and working directory
 usage_manual   records added with `calsync log`
@@ -74,11 +75,11 @@ MIGRATIONS: tuple[str, ...] = (
         line_cost REAL,
         cost REAL,
         total INTEGER NOT NULL,
-        win INTEGER NOT NULL DEFAULT 0
+        mh INTEGER,
+        win INTEGER NOT NULL DEFAULT 1
     );
-    CREATE INDEX usage_line_mid ON usage_line (scope, mid);
-    CREATE INDEX usage_line_file ON usage_line (file);
-    CREATE INDEX usage_line_win ON usage_line (scope, win, ts);
+    CREATE INDEX usage_line_mh ON usage_line (scope, mh);
+    CREATE INDEX usage_line_ts ON usage_line (scope, ts);
     CREATE TABLE usage_problem (
         file INTEGER NOT NULL,
         off INTEGER NOT NULL,

@@ -232,7 +232,9 @@ class Generator:
             last = i == len(blocks) - 1
             partial = self.rng.randint(1, max(1, call.output_tokens // 4))
             output = call.output_tokens if last else partial
-            line = self._envelope(s, "assistant", call.timestamp, side=side, micro=micro)
+            # each block is written as it streams in: earlier snapshots, earlier times
+            at = call.timestamp - timedelta(milliseconds=1317 * (len(blocks) - 1 - i))
+            line = self._envelope(s, "assistant", at, side=side, micro=micro)
             line["message"] = {
                 "model": call.model, "id": call.message_id, "type": "message",
                 "role": "assistant", "content": [block],

@@ -10,6 +10,7 @@ import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -257,6 +258,21 @@ def test_usage_table_groups_by_project_in_a_zone(tmp_path, env, runner):
     assert result.exit_code == 0, result.output
     assert "calsync" in result.stdout and "Other" not in result.stdout
     assert "Total" in result.stdout
+
+
+def test_days_follow_daylight_saving_changes_in_the_zone(tmp_path, env):
+    at = ["2026-11-01T03:59:00Z", "2026-11-01T04:01:00Z",   # 23:59 and 00:01 EDT (UTC-4)
+          "2026-11-02T04:30:00Z", "2026-11-02T05:01:00Z"]   # 23:30 and 00:01 EST (UTC-5)
+    write(tmp_path, "p/s.jsonl", [usage_line(f"m{i}", "r", 10 ** i, at=t)
+                                  for i, t in enumerate(at)])
+    for by in ("day", "week", "month"):
+        rows = usage_report(Settings(), env, by=by, tz=ZoneInfo("America/New_York"),
+                            logs=[tmp_path]).rows
+        got = [(r.get("date") or r.get("week") or r.get("month"), r["output_tokens"])
+               for r in rows]
+        assert got == {"day": [("2026-10-31", 1), ("2026-11-01", 110), ("2026-11-02", 1000)],
+                       "week": [("2026-10-26", 111), ("2026-11-02", 1000)],
+                       "month": [("2026-10", 1), ("2026-11", 1110)]}[by]
 
 
 def test_usage_project_filter(tmp_path, env, runner):

@@ -34,7 +34,7 @@ import orjson
 from ..model import UsageRecord
 
 USAGE_MARKER = b'"usage"'
-READ_BLOCK = 8 << 20          # bytes read at a time: memory stays flat whatever the file size
+READ_BLOCK = 4 << 20          # bytes read at a time: memory stays flat whatever the file size
 MAX_LINE = 16 << 20           # longer lines are skipped (ccusage #873: a 734 MB snapshot line)
 
 
@@ -109,7 +109,8 @@ def log_dirs(env: Mapping[str, str], home: Path, logs: Sequence[Path | str] = ()
 
 
 def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, os.stat_result]], list[str]]:
-    """Every `*.jsonl` under the directories, with its stat; and the directories unreadable."""
+    """Every `*.jsonl` under the directories (in no particular order), with its stat; and
+    the directories that could not be read."""
     found: list[tuple[str, os.stat_result]] = []
     problems: list[str] = []
     stack = [str(d) for d in projects_dirs if d.is_dir()]
@@ -123,13 +124,13 @@ def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, os.stat_r
             continue
         for entry in entries:
             try:
-                if entry.is_dir(follow_symlinks=False):
+                if entry.name.endswith(".jsonl"):
+                    if entry.is_file():
+                        found.append((entry.path, entry.stat()))
+                elif entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-                elif entry.name.endswith(".jsonl") and entry.is_file():
-                    found.append((entry.path, entry.stat()))
             except OSError:
                 continue  # vanished while we looked: it is simply not there
-    found.sort()
     return found, problems
 
 
@@ -144,9 +145,6 @@ def _int(usage: Mapping[str, Any], key: str) -> int:
     return value
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def _ts_us(value: object) -> int:
     if type(value) is not str:
         raise BadLine(f"timestamp is not a string: {value!r}")
@@ -156,32 +154,10 @@ def _ts_us(value: object) -> int:
         raise BadLine(f"timestamp not understood: {value[:40]!r}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    delta = moment - _EPOCH
-    if delta.days < 0:
+    us = round(moment.timestamp() * 1_000_000)     # exact: the error is far below 0.5 µs
+    if us < 0:
         raise BadLine(f"timestamp before 1970: {value[:40]!r}")
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _str(value: object) -> str | None:
-    return value if type(value) is str and value else None
-
-
-def _counts(usage: dict[str, Any]) -> tuple[int, int, int, int, int]:
-    """(input, output, cache write 5m, cache write 1h, cache read) of a usage object."""
-    get = usage.get
-    split = get("cache_creation")
-    if type(split) is dict:
-        cw5 = split.get("ephemeral_5m_input_tokens", 0)
-        cw1 = split.get("ephemeral_1h_input_tokens", 0)
-    else:
-        split = None
-        cw5, cw1 = get("cache_creation_input_tokens", 0), 0
-    counts = (get("input_tokens", 0), get("output_tokens", 0), cw5, cw1,
-              get("cache_read_input_tokens", 0))
-    for n in counts:
-        if type(n) is not int or n < 0:     # rare: null, a string, a negative count
-            return _checked_counts(usage, split)
-    return counts
+    return us
 
 
 def _checked_counts(usage: dict[str, Any], split: dict[str, Any] | None
@@ -200,6 +176,12 @@ def usage_of(obj: object) -> LineUsage | None:
 
     Raises BadLine when the line should carry usage but a value is broken.
     """
+    fields = _usage_fields(obj)
+    return None if fields is None else LineUsage._make(fields)
+
+
+def _usage_fields(obj: object) -> tuple[Any, ...] | None:
+    """`usage_of` as a plain tuple (the scanner's hot loop calls this, so it is flat)."""
     if type(obj) is not dict:
         raise BadLine("not a JSON object")
     kind = obj.get("type")
@@ -220,17 +202,35 @@ def usage_of(obj: object) -> LineUsage | None:
         return None
     if type(model) is not str or not model:
         model = "unknown"
-    if usage.get("speed") == "fast":
+    get = usage.get
+    if get("speed") == "fast":
         model += "-fast"
-    cost = src.get("costUSD")
+    split = get("cache_creation")
+    if type(split) is dict:
+        cw5 = split.get("ephemeral_5m_input_tokens", 0)
+        cw1 = split.get("ephemeral_1h_input_tokens", 0)
+    else:
+        split = None
+        cw5, cw1 = get("cache_creation_input_tokens", 0), 0
+    inp, out = get("input_tokens", 0), get("output_tokens", 0)
+    cr = get("cache_read_input_tokens", 0)
+    if not (type(inp) is int and type(out) is int and type(cw5) is int and type(cw1) is int
+            and type(cr) is int and min(inp, out, cw5, cw1, cr) >= 0):
+        inp, out, cw5, cw1, cr = _checked_counts(usage, split)   # null, a string, a minus
+    mid, rid = message.get("id"), src.get("requestId")
     session, cwd, branch = src.get("sessionId"), src.get("cwd"), src.get("gitBranch")
     if src is not obj:
         session, cwd, branch = (session or obj.get("sessionId"), cwd or obj.get("cwd"),
                                 branch or obj.get("gitBranch"))
-    return LineUsage(
-        _str(message.get("id")), _str(src.get("requestId")), src.get("isSidechain") is True,
-        _ts_us(src.get("timestamp")), _str(session), _str(cwd), _str(branch), model,
-        *_counts(usage),
+    cost = src.get("costUSD")
+    return (
+        mid if type(mid) is str and mid else None,
+        rid if type(rid) is str and rid else None,
+        src.get("isSidechain") is True, _ts_us(src.get("timestamp")),
+        session if type(session) is str and session else None,
+        cwd if type(cwd) is str and cwd else None,
+        branch if type(branch) is str and branch else None,
+        model, inp, out, cw5, cw1, cr,
         float(cost) if type(cost) is float or type(cost) is int else None,
     )
 
@@ -277,7 +277,8 @@ class FileFacts(NamedTuple):
 
 
 # (offset, message.id, requestId, sidechain, ts_us, session, cwd, branch, model, input,
-#  output, cache write 5m, cache write 1h, cache read, costUSD, cost, total tokens)
+#  output, cache write 5m, cache write 1h, cache read, costUSD, cost, total tokens,
+#  message hash)
 Row = tuple[Any, ...]
 Coster = Callable[[str, int, int, int, int, int], float | None]
 HASH_BYTES = 4096
@@ -299,55 +300,100 @@ def _facts(fd: int, end: int) -> FileFacts:
     return FileFacts(head, tail, first.startswith(b'{"type":"summary"'))
 
 
+def message_hash(message_id: str) -> int:
+    """A stable signed 64-bit hash of a message.id: the ledger's index key for it."""
+    digest = hashlib.blake2b(message_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 class _Lines:
     """The usage lines of one range, keeping only the best per (message.id, requestId,
     sidechain): the largest token total, the first on a tie (ledger rule 1)."""
 
     def __init__(self, cost: Coster | None) -> None:
         self.cost = cost
-        self.best: dict[tuple[str, str | None, bool], Row] = {}
-        self.loose: list[Row] = []      # lines without message.id all count
+        self.best: dict[tuple[str, str | None, bool], tuple[Any, ...]] = {}
+        self.loose: list[tuple[Any, ...]] = []   # lines without message.id all count
         self.first_ts: int | None = None
 
-    def add(self, offset: int, u: LineUsage) -> None:
-        price = u.cost_usd
-        if price is None and self.cost is not None:
-            price = self.cost(u.model, u.input_tokens, u.output_tokens,
-                              u.cache_creation_5m_tokens, u.cache_creation_1h_tokens,
-                              u.cache_read_tokens)
-        total = u.total_tokens
-        row = (offset, *u, price, total)
-        if self.first_ts is None or u.ts_us < self.first_ts:
-            self.first_ts = u.ts_us
-        if u.message_id is None:
-            self.loose.append(row)
+    def add(self, offset: int, u: tuple[Any, ...]) -> None:
+        total = u[8] + u[9] + u[10] + u[11] + u[12]
+        ts = u[3]
+        first = self.first_ts
+        if first is None or ts < first:
+            self.first_ts = ts
+        mid = u[0]
+        if mid is None:
+            self.loose.append((offset, total, u))
             return
-        key = (u.message_id, u.request_id, u.sidechain)
+        key = (mid, u[1], u[2])
         old = self.best.get(key)
-        if old is None or total > old[16]:
-            self.best[key] = row
+        if old is None or total > old[1]:
+            self.best[key] = (offset, total, u)
 
     def rows(self) -> list[Row]:
-        return [*self.best.values(), *self.loose]
+        """(offset, *LineUsage, cost, total, message hash) per line kept."""
+        out = []
+        cost = self.cost
+        for offset, total, u in (*self.best.values(), *self.loose):
+            price = u[13]
+            if price is None and cost is not None:
+                price = cost(u[7], u[8], u[9], u[10], u[11], u[12])
+            out.append((offset, *u, price, total,
+                        None if u[0] is None else message_hash(u[0])))
+        return out
 
 
-def _scan_block(buf: bytes, base: int, stop: int, out: _Lines,
+class Candidate(NamedTuple):
+    """One stored line, as the de-duplication rule sees it."""
+
+    id: int
+    request_id: str | None
+    sidechain: bool
+    total: int
+    order: tuple[Any, ...]      # smaller wins a tie: (resumed file, file start, path, offset)
+
+
+def choose(lines: Sequence[Candidate]) -> list[int]:
+    """The ids that count among the lines of one message.id (pure; `calsync.ledger` rules):
+
+    non-sidechain lines win; among them one per requestId, the largest total (then the
+    smallest `order`); when all are sidechain lines, one of them, chosen the same way.
+    """
+    if len(lines) == 1:
+        return [lines[0].id]
+    main = [c for c in lines if not c.sidechain]
+    if not main:
+        return [min(lines, key=_rank).id]
+    best: dict[str | None, Candidate] = {}
+    for c in main:
+        held = best.get(c.request_id)
+        if held is None or _rank(c) < _rank(held):
+            best[c.request_id] = c
+    return [c.id for c in best.values()]
+
+
+def _rank(c: Candidate) -> tuple[Any, ...]:
+    return (-c.total, c.order)
+
+
+def _scan_block(buf: bytearray, size: int, base: int, stop: int, out: _Lines,
                 problems: list[tuple[int, str]]) -> int:
-    """Scan complete lines of `buf` (starting at file offset `base`) that start before
-    `stop`; returns the buffer position after the last line consumed."""
+    """Scan the complete lines in `buf[:size]` (read at file offset `base`) that start
+    before `stop`; returns the buffer position after the last line consumed."""
     find = buf.find
     loads = orjson.loads
     add = out.add
     view = memoryview(buf)
     pos = 0
-    limit = stop - base
+    limit = min(stop - base, size)
     while pos < limit:
-        end = find(b"\n", pos)
+        end = find(b"\n", pos, size)
         if end < 0:
             break
         if find(USAGE_MARKER, pos, end) >= 0:
             try:
-                found = usage_of(loads(view[pos:end]))
+                found = _usage_fields(loads(view[pos:end]))
             except orjson.JSONDecodeError as exc:
                 problems.append((base + pos, f"not valid JSON ({exc.msg})"))
             except BadLine as exc:
@@ -371,8 +417,12 @@ def _check_plain(line: memoryview, offset: int, problems: list[tuple[int, str]])
         problems.append((offset, f"not valid JSON ({exc.msg})"))
 
 
+_BUFFER = bytearray()             # reused by every scan in this process: no page faults
+
+
 def scan_range(rng: Range, cost: Coster | None = None) -> RangeResult:
     """Read one range block by block and return its usage lines and problems."""
+    global _BUFFER
     lines = _Lines(cost)
     problems: list[tuple[int, str]] = []
     try:
@@ -380,26 +430,32 @@ def scan_range(rng: Range, cost: Coster | None = None) -> RangeResult:
     except OSError as exc:
         return RangeResult(rng.key, rng.start, rng.start, False, [], [], exc.strerror or str(exc))
     try:
+        if len(_BUFFER) != READ_BLOCK:
+            _BUFFER = bytearray(READ_BLOCK)
+        buf = _BUFFER
         pos = _first_line_start(fd, rng.start)
-        carry = b""
+        size = 0
         while pos < rng.stop:
-            block = os.pread(fd, READ_BLOCK, pos + len(carry))
-            if not block:
+            size = os.preadv(fd, [buf], pos)
+            if not size:
                 break
-            buf = carry + block if carry else block
-            used = _scan_block(buf, pos, rng.stop, lines, problems)
+            used = _scan_block(buf, size, pos, rng.stop, lines, problems)
             pos += used
-            carry = buf[used:]
-            if len(carry) > MAX_LINE:
-                pos = _skip_line(fd, pos, carry, problems)
-                carry = b""
+            if used == 0 and size == len(buf):      # one line longer than the buffer
+                if len(buf) >= MAX_LINE:
+                    pos = _skip_line(fd, pos, bytes(buf[:64]), problems)
+                else:
+                    buf = bytearray(len(buf) * 2)   # for this file only
+            elif size < len(buf):                   # the end of the file: `used` is the rest
+                break
         open_tail = False
-        if rng.eof and carry and pos < rng.stop:
-            found, tail_ok = _tail(carry)
+        tail = bytes(buf[used:size]) if size and pos < rng.stop else b""
+        if rng.eof and tail:
+            found, tail_ok = _tail(tail)
             if tail_ok:
                 if found is not None:
                     lines.add(pos, found)
-                pos += len(carry)
+                pos += len(tail)
                 open_tail = True
         facts = _facts(fd, pos) if rng.eof else None
     except OSError as exc:
@@ -410,12 +466,12 @@ def scan_range(rng: Range, cost: Coster | None = None) -> RangeResult:
                        lines.first_ts, facts)
 
 
-def _tail(data: bytes) -> tuple[LineUsage | None, bool]:
+def _tail(data: bytes) -> tuple[tuple[Any, ...] | None, bool]:
     """A last line without a newline: (its usage, True) if it is complete JSON; else it may
     still be being written, and is left for the next run."""
     try:
-        return parse_line(data), True
-    except BadLine:
+        return _usage_fields(orjson.loads(data)), True
+    except (orjson.JSONDecodeError, BadLine):
         return None, False
 
 
@@ -423,7 +479,7 @@ def _skip_line(fd: int, pos: int, head: bytes, problems: list[tuple[int, str]]) 
     """Skip a line longer than MAX_LINE (a huge file-history snapshot, say) without holding it."""
     if not head.startswith(b'{"type":"file-history-snapshot"'):
         problems.append((pos, f"line longer than {MAX_LINE >> 20} MiB skipped"))
-    return _after_newline(fd, pos + len(head))
+    return _after_newline(fd, pos + MAX_LINE)
 
 
 def _first_line_start(fd: int, start: int) -> int:

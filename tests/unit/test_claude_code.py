@@ -190,7 +190,7 @@ def test_find_files_includes_sub_agent_transcripts_and_nothing_else(tmp_path):
     for name in ("-w-p/s1.jsonl", "-w-p/s1/subagents/agent-a1.jsonl", "-w-p/notes.txt"):
         (projects / name).write_text("{}\n")
     found, problems = find_files([projects, tmp_path / "missing" / "projects"])
-    assert [Path(p).relative_to(projects).as_posix() for p, _ in found] == [
+    assert sorted(Path(p).relative_to(projects).as_posix() for p, _ in found) == [
         "-w-p/s1.jsonl", "-w-p/s1/subagents/agent-a1.jsonl"]
     assert problems == []
 
@@ -271,6 +271,21 @@ def test_any_split_into_ranges_reads_every_line_exactly_once(tmp_path_factory, p
     assert got == [line[0] for line in whole.lines]
     assert sorted(p for res in results for p in res.problems) == whole.problems
     assert max(results, key=lambda r: r.start).end == size
+
+
+def test_long_lines_are_read_and_overlong_ones_skipped_and_reported(tmp_path, monkeypatch):
+    import calsync.sources.claude_code as cc
+
+    monkeypatch.setattr(cc, "READ_BLOCK", 256)
+    monkeypatch.setattr(cc, "MAX_LINE", 2048)
+    long = assistant(message_content=[{"type": "text", "text": "x" * 1000}])
+    huge = assistant(message_content=[{"type": "text", "text": "x" * 3000}], requestId="r2")
+    path = _write(tmp_path / "s.jsonl", [assistant(requestId="r1"), long, huge,
+                                         assistant(requestId="r3")])
+    lines, problems, end, _ = _scan(path)
+    assert sorted(line[2] for line in lines) == ["r1", "r3", "req_011CUsnQR4xkBHmF3jGDPwhW"]
+    assert [msg for _, msg in problems] == ["line longer than 0 MiB skipped"]
+    assert end == path.stat().st_size
 
 
 def test_a_vanished_file_is_an_error_not_a_crash(tmp_path):
