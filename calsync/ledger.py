@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .errors import LogLineError, NoLogsError
 from .model import UsageRecord
 from .sources import claude_code as cc
+from .state import USAGE_LINE_INDEXES
 from .usage import Bucket, report_rows
 
 if TYPE_CHECKING:
@@ -336,21 +337,33 @@ class _Writer:
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS aff_bucket (b INTEGER PRIMARY KEY)")
         self.conn.execute("DELETE FROM aff_mid")
         self.conn.execute("DELETE FROM aff_bucket")
+        self.pending: list[tuple[Any, ...]] = []
 
     def run(self, plan: list[_Read], workers: int, stale_prices: bool) -> None:
+        self.conn.execute("PRAGMA cache_size = -65536")    # 64 MiB: no spills mid-write
+        empty = self.conn.execute("SELECT 1 FROM usage_line LIMIT 1").fetchone() is None
+        bulk = self.cold and empty
+        if bulk:
+            for name in USAGE_LINE_INDEXES:
+                self.conn.execute(f"DROP INDEX IF EXISTS {name}")
         ids, ranges = self._prepare(plan)
         ends: dict[int, list[cc.RangeResult]] = {}
         cost = self.ledger.prices.cost if self.ledger.prices else None
         for res in cc.scan_ranges(ranges, cost=cost, workers=workers, batch_bytes=PIECE_BYTES):
             self._store(res)
-            ends.setdefault(res.key, []).append(res)
+            # keep what the file's ledger row needs, not the lines (memory stays flat)
+            ends.setdefault(res.key, []).append(res._replace(lines=[], problems=res.problems[:1]))
             self.report.bytes_read += res.end - res.start
+        self._flush()
+        if bulk:
+            for sql in USAGE_LINE_INDEXES.values():
+                self.conn.execute(sql)
         done = [self._finish_file(key, ids[key], results) for key, results in ends.items()]
         self.conn.executemany(
             "UPDATE usage_file SET dev = ?, ino = ?, size = ?, mtime_ns = ?, offset = ?, "
             "head = ?, tail = ?, open_tail = ?, first_ts = ?, resumed = ? WHERE id = ?",
             [row for row in done if row is not None])
-        if stale_prices:
+        if stale_prices and not self.cold:     # a cold run priced every line as it read it
             self._reprice()
         self._decide()
         self._resum()
@@ -395,7 +408,15 @@ class _Writer:
         if res.error is not None:
             return
         key, scope = res.key, self.scope
-        rows = [(key, *line, scope) for line in res.lines]
+        self.pending += [(key, *line, scope) for line in res.lines]
+        if len(self.pending) >= 8192:
+            self._flush()
+        if res.problems:
+            self.conn.executemany("INSERT INTO usage_problem (file, off, message) VALUES (?,?,?)",
+                                  [(res.key, off, msg) for off, msg in res.problems])
+
+    def _flush(self) -> None:
+        rows, self.pending = self.pending, []
         self.conn.executemany(
             f"INSERT INTO usage_line ({_LINE_COLUMNS}) VALUES ({', '.join('?' * 20)})", rows)
         if not self.cold and rows:      # new lines count until `_decide` says otherwise
@@ -403,9 +424,6 @@ class _Writer:
                                   {(r[18],) for r in rows if r[18] is not None})
             self.conn.executemany("INSERT OR IGNORE INTO aff_bucket VALUES (?)",
                                   {(r[5] // BUCKET_US,) for r in rows})
-        if res.problems:
-            self.conn.executemany("INSERT INTO usage_problem (file, off, message) VALUES (?,?,?)",
-                                  [(res.key, off, msg) for off, msg in res.problems])
 
     def _finish_file(self, file_id: int, item: _Read,
                      results: list[cc.RangeResult]) -> tuple[Any, ...] | None:

@@ -38,6 +38,12 @@ from pathlib import Path
 from .errors import ConfigError
 
 FILENAME = "state.sqlite3"
+# The usage ledger's line indexes; `calsync.ledger` drops and rebuilds them around a first,
+# bulk load (building an index once is cheaper than growing it row by row).
+USAGE_LINE_INDEXES = {
+    "usage_line_mh": "CREATE INDEX usage_line_mh ON usage_line (scope, mh)",
+    "usage_line_ts": "CREATE INDEX usage_line_ts ON usage_line (scope, ts)",
+}
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the usage ledger
@@ -78,8 +84,7 @@ MIGRATIONS: tuple[str, ...] = (
         mh INTEGER,
         win INTEGER NOT NULL DEFAULT 1
     );
-    CREATE INDEX usage_line_mh ON usage_line (scope, mh);
-    CREATE INDEX usage_line_ts ON usage_line (scope, ts);
+    """ + ";\n".join(USAGE_LINE_INDEXES.values()) + """;
     CREATE TABLE usage_problem (
         file INTEGER NOT NULL,
         off INTEGER NOT NULL,

@@ -1,0 +1,219 @@
+"""Benchmark `calsync usage` against ccusage's native binary on generated transcript corpora.
+
+    python benchmarks/usage_bench.py                      # 100 MB and 1 GB, 3 runs each
+    python benchmarks/usage_bench.py --sizes 100 --runs 5
+    python benchmarks/usage_bench.py --ccusage /path/to/ccusage
+
+Corpora are generated once under benchmarks/data/ (gitignored) by tests/logcorpus.py. For each
+size, in the same run and interleaved so both see the same machine load:
+
+- ccusage: `ccusage claude daily --json --offline -z UTC` (the native binary of ccusage 20,
+  found as in tests/test_ccusage_agreement.py, or --ccusage);
+- calsync cold: `calsync usage --json --tz UTC` with an empty state dir;
+- calsync warm: the same again, nothing changed;
+- calsync after 1 MiB appended to one transcript (new calls), then the file is restored.
+
+Each figure is the median of the runs (min-max in brackets): wall time, CPU time (user +
+system, the process and the children it waited for), peak RSS of the largest process, and
+the peak RSS of the whole process tree (sampled every 10 ms). The two reports are checked
+to agree per date and model. Results also go to benchmarks/.work/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.logcorpus import generate  # noqa: E402
+from tests.test_ccusage_agreement import find_ccusage  # noqa: E402
+
+DATA = ROOT / "benchmarks" / "data"
+WORK = ROOT / "benchmarks" / ".work"
+MIB = 1 << 20
+
+
+def corpus(size_mb: int) -> Path:
+    root = DATA / f"corpus-{size_mb}MB"
+    if not (root / "projects").is_dir():
+        print(f"generating {root} ...", file=sys.stderr)
+        generate(root, seed=size_mb, target_bytes=size_mb * MIB, keep_calls=False, days=120)
+    return root
+
+
+def native(binary: str) -> str:
+    """The native executable behind ccusage's node launcher, when there is one."""
+    launcher = Path(binary).resolve()
+    for candidate in launcher.parent.parent.parent.glob("@ccusage/ccusage-*/bin/ccusage"):
+        return str(candidate)
+    return binary
+
+
+def _tree_rss(root_pid: int) -> int:
+    """RSS in bytes of a process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+def run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Wall time, CPU time, max RSS of one process, peak RSS of its tree; stdout kept."""
+    out = tempfile.TemporaryFile()  # noqa: SIM115 (read back after the process ends)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
+    out.seek(0)
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+            "rss": usage.ru_maxrss * 1024, "tree_rss": peak, "stdout": out.read().decode()}
+
+
+def daily_counts(stdout: str, *, ccusage: bool) -> dict[tuple[str, str], tuple[int, ...]]:
+    data = json.loads(stdout)
+    if ccusage:
+        return {(d["date"], m["modelName"]): (m["inputTokens"], m["outputTokens"],
+                                               m["cacheCreationTokens"], m["cacheReadTokens"])
+                for d in data["daily"] for m in d["modelBreakdowns"]}
+    return {(r["date"], r["model"]): (r["input_tokens"], r["output_tokens"],
+                                      r["cache_creation_tokens"], r["cache_read_tokens"])
+            for r in data}
+
+
+def append_chunk(size: int, seed: int) -> bytes:
+    """About `size` bytes of new transcript lines (fresh calls), cut at a line end."""
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = generate(Path(tmp), seed=seed, target_bytes=size * 2, keep_calls=False, days=1)
+        data = max(extra.files, key=lambda p: p.stat().st_size).read_bytes()
+    return data[: data.rfind(b"\n", 0, size) + 1]
+
+
+def bench(size_mb: int, runs: int, ccusage_bin: str) -> dict[str, object]:
+    root = corpus(size_mb)
+    calsync = [sys.executable, "-m", "calsync", "usage", "--logs", str(root), "--json",
+               "--tz", "UTC"]
+    ccusage = [ccusage_bin, "claude", "daily", "--json", "--offline", "-z", "UTC"]
+    base_env = {k: v for k, v in os.environ.items() if k != "CLAUDE_CONFIG_DIR"}
+    state = WORK / f"state-{size_mb}"
+    env = {**base_env, "CALSYNC_STATE_DIR": str(state), "NO_COLOR": "1"}
+    results: dict[str, list[dict[str, float]]] = {"ccusage": [], "cold": [], "warm": [],
+                                                   "append_1mib": []}
+    for _ in range(runs):                       # interleaved: both see the same load
+        results["ccusage"].append(run(ccusage, {**base_env, "CLAUDE_CONFIG_DIR": str(root)}))
+        shutil.rmtree(state, ignore_errors=True)
+        results["cold"].append(run(calsync, env))
+    agree = (daily_counts(results["cold"][-1]["stdout"], ccusage=False)
+             == daily_counts(results["ccusage"][-1]["stdout"], ccusage=True))
+    for _ in range(runs):
+        results["warm"].append(run(calsync, env))
+    target = max(root.glob("projects/*/*.jsonl"), key=lambda p: p.stat().st_size)
+    original = target.stat().st_size
+    try:
+        for i in range(runs):
+            with target.open("ab") as fh:
+                fh.write(append_chunk(MIB, seed=10_000 + i))
+            results["append_1mib"].append(run(calsync, env))
+    finally:
+        os.truncate(target, original)
+    shutil.rmtree(state, ignore_errors=True)
+    summary: dict[str, object] = {"size_mb": size_mb, "agree": agree}
+    for name, rows in results.items():
+        summary[name] = {k: [r[k] for r in rows] for k in ("wall", "cpu", "rss", "tree_rss")}
+    return summary
+
+
+def _fmt(values: list[float], unit: str) -> str:
+    med = statistics.median(values)
+    scale, suffix = (1 / MIB, " MB") if unit == "bytes" else (1, " s")
+    span = f" [{min(values) * scale:.2f}-{max(values) * scale:.2f}]" if len(values) > 1 else ""
+    if unit == "bytes":
+        return f"{med * scale:.0f}{suffix}"
+    return f"{med * scale:.2f}{suffix}{span}"
+
+
+def report(summaries: list[dict[str, object]]) -> str:
+    lines = ["| corpus | run | wall (median [min-max]) | CPU | max RSS (one process) | "
+             "peak RSS (process tree) | vs ccusage wall |",
+             "|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        base = statistics.median(s["ccusage"]["wall"])  # type: ignore[index]
+        for name in ("ccusage", "cold", "warm", "append_1mib"):
+            r = s[name]  # type: ignore[index]
+            ratio = statistics.median(r["wall"]) / base
+            label = {"ccusage": "ccusage 20 (native)", "cold": "calsync cold",
+                     "warm": "calsync warm", "append_1mib": "calsync +1 MiB"}[name]
+            lines.append(f"| {s['size_mb']} MB | {label} | {_fmt(r['wall'], 's')} | "
+                         f"{_fmt(r['cpu'], 's')} | {_fmt(r['rss'], 'bytes')} | "
+                         f"{_fmt(r['tree_rss'], 'bytes')} | {ratio:.2f}x |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100,1024", help="corpus sizes in MB")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--ccusage", help="a ccusage 20 binary (default: as the tests find it)")
+    args = parser.parse_args()
+    binary = args.ccusage or find_ccusage()
+    if binary is None:
+        raise SystemExit("ccusage not found: run .ci/run, or pass --ccusage")
+    binary = native(binary)
+    WORK.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()
+    summaries = [bench(int(size), args.runs, binary) for size in args.sizes.split(",")]
+    load_after = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, {platform.platform()}, Python "
+          f"{platform.python_version()}; load average {load_before[0]:.2f} before, "
+          f"{load_after[0]:.2f} after; ccusage: {binary}")
+    for s in summaries:
+        print(f"{s['size_mb']} MB: calsync and ccusage agree per date and model: {s['agree']}")
+    print(report(summaries))
+    (WORK / "results.json").write_text(json.dumps(
+        {"load": [load_before, load_after], "results": summaries}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
