@@ -40,7 +40,7 @@ import itertools
 import operator
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -143,10 +143,15 @@ class Ledger:
         return self._prices
 
     # --- reading the logs ----------------------------------------------------------------
-    def _rows(self) -> dict[str, _FileRow]:
-        cur = self.conn.execute(
-            "SELECT id, path, dev, ino, size, mtime_ns, offset, head, tail, open_tail, "
-            "first_ts, resumed FROM usage_file WHERE scope = ?", (self.scope,))
+    def _rows(self, paths: Sequence[str]) -> dict[str, _FileRow]:
+        """The ledger rows of these files (all of the scope's when there are many)."""
+        sql = ("SELECT id, path, dev, ino, size, mtime_ns, offset, head, tail, open_tail, "
+               "first_ts, resumed FROM usage_file WHERE scope = ?")
+        if len(paths) > 500:
+            cur = self.conn.execute(sql, (self.scope,))
+        else:
+            cur = self.conn.execute(f"{sql} AND path IN ({', '.join('?' * len(paths))})",
+                                    (self.scope, *paths))
         return {r[1]: _FileRow(*r) for r in cur}
 
     def update(self, *, workers: int = 0) -> ScanReport:
@@ -157,8 +162,8 @@ class Ledger:
         plan = self._plan(found)
         if plan or stale_prices:
             self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                plan = self._plan(found)    # again under the lock: another run may have read
+            try:                            # again under the lock: another run may have read
+                plan = self._plan([(p.path, p.stat) for p in plan])
                 _Writer(self, report).run(plan, workers, stale_prices)
                 self.conn.execute("COMMIT")
             except BaseException:
@@ -169,8 +174,10 @@ class Ledger:
             raise NoLogsError([str(d) for d in self.dirs])
         return report
 
-    def _plan(self, found: Iterable[tuple[str, os.stat_result]]) -> list[_Read]:
+    def _plan(self, found: Sequence[tuple[str, os.stat_result]]) -> list[_Read]:
         """What to read, file by file; the warm path compares stats and reads nothing."""
+        if not found:
+            return []
         known = {r[0]: r[1:] for r in self.conn.execute(
             "SELECT path, dev, ino, size, mtime_ns FROM usage_file WHERE scope = ?", (self.scope,))}
         changed = [(path, st) for path, st in found
@@ -178,7 +185,7 @@ class Ledger:
         if not changed:
             return []
         changed.sort()
-        rows = self._rows()
+        rows = self._rows([path for path, _ in changed])
         return [p for p in (_plan_file(rows.get(path), path, st) for path, st in changed) if p]
 
     def _stale_prices(self) -> bool:
@@ -340,7 +347,7 @@ class _Writer:
         self.pending: list[tuple[Any, ...]] = []
 
     def run(self, plan: list[_Read], workers: int, stale_prices: bool) -> None:
-        self.conn.execute("PRAGMA cache_size = -65536")    # 64 MiB: no spills mid-write
+        self.conn.execute("PRAGMA cache_size = -16384")    # 16 MiB: few spills mid-write
         empty = self.conn.execute("SELECT 1 FROM usage_line LIMIT 1").fetchone() is None
         bulk = self.cold and empty
         if bulk:
@@ -481,10 +488,6 @@ class _Writer:
 
     def _decide(self) -> None:
         """Mark the lines that count (module docstring, rules 1-4) among the affected ids."""
-        files = {fid: (resumed, first if first is not None else 1 << 62, path)
-                 for fid, resumed, first, path in self.conn.execute(
-                     "SELECT id, resumed, first_ts, path FROM usage_file WHERE scope = ?",
-                     (self.scope,))}
         columns = "l.id, l.mh, l.mid, l.rid, l.side, l.total, l.file, l.off, l.win, l.ts"
         if self.cold:                   # a message seen once counts: look at the others only
             self.conn.execute("INSERT INTO aff_mid SELECT mh FROM usage_line WHERE scope = ? "
@@ -492,11 +495,12 @@ class _Writer:
                               (self.scope,))
         cur = self.conn.execute(f"SELECT {columns} FROM aff_mid a JOIN usage_line l "
                                 "ON l.scope = ? AND l.mh = a.mh ORDER BY l.mh", (self.scope,))
+        rows = cur.fetchall()
+        files = self._file_order({r[6] for r in rows})
         flips: dict[int, list[tuple[int]]] = {0: [], 1: []}
         buckets = set()
-        for _, same_hash in itertools.groupby(cur, key=operator.itemgetter(1)):
-            rows = list(same_hash)
-            for group in _by_message(rows):
+        for _, same_hash in itertools.groupby(rows, key=operator.itemgetter(1)):
+            for group in _by_message(list(same_hash)):
                 winners = set(cc.choose([cc.Candidate(r[0], r[3], bool(r[4]), r[5],
                                                       (*files[r[6]], r[7])) for r in group]))
                 for r in group:
@@ -509,6 +513,17 @@ class _Writer:
         if not self.cold:
             self.conn.executemany("INSERT OR IGNORE INTO aff_bucket VALUES (?)",
                                   [(b,) for b in buckets])
+
+    def _file_order(self, ids: set[int]) -> dict[int, tuple[int, int, str]]:
+        """How each file ranks on a tie: (resumed, first timestamp, path)."""
+        sql = "SELECT id, resumed, first_ts, path FROM usage_file WHERE scope = ?"
+        if len(ids) > 500:
+            cur = self.conn.execute(sql, (self.scope,))
+        else:
+            cur = self.conn.execute(f"{sql} AND id IN ({', '.join('?' * len(ids))})",
+                                    (self.scope, *ids))
+        return {fid: (resumed, first if first is not None else 1 << 62, path)
+                for fid, resumed, first, path in cur}
 
     def _resum(self) -> None:
         """Sum the winners again in every affected bucket (all of them after a cold run)."""

@@ -141,6 +141,9 @@ def test_appending_in_any_steps_gives_exactly_the_cold_result(tmp_path_factory, 
                 r.cache_read_tokens, r.cost_usd)
 
     assert sorted(map(key, incremental)) == sorted(map(key, cold))
+    for by in ("session", "day"):          # the sums kept for reports agree too
+        assert (usage_report(Settings(), env, by=by, tz=UTC, logs=[live]).rows
+                == usage_report(Settings(), cold_env, by=by, tz=UTC, logs=[final.root]).rows)
     truth = sorted((c.message_id, c.output_tokens) for c in final.calls)
     assert sorted((r.message_id, r.output_tokens) for r in cold) == truth
 
