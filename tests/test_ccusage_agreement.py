@@ -14,6 +14,11 @@ comparison with it (never from the comparison with the truth):
 2. Microsecond timestamps. ccusage does not parse `2026-11-02T15:00:00.123456Z` and skips
    the line; calsync reads any ISO 8601 time.
 
+Checked by hand with the binary and not generated here (real logs rarely have them): ccusage
+also skips a line whose `requestId` is empty (#976), that has a `null` in one of its fields
+(`"cwd":null`, `"model":null`, ...), or whose `version` is not x.y.z; calsync counts them
+(an empty requestId as none, a null model as "unknown").
+
 The ccusage binary is found at $CALSYNC_CCUSAGE, else .ci/node/node_modules/.bin/ccusage
 (what .ci/run installs: `npm install --prefix .ci/node ccusage@20.0.24`), else on PATH.
 """

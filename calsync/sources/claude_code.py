@@ -509,6 +509,18 @@ def split_ranges(key: int, path: str, start: int, size: int, piece: int) -> list
             for a, b in zip(cuts, [*cuts[1:], size], strict=True)]
 
 
+def free_cores() -> int:
+    """Cores not busy right now (Linux: from the runnable tasks in /proc/loadavg). On a
+    machine others are using, more processes only add the cost of passing results."""
+    cores = os.cpu_count() or 1
+    try:
+        with open("/proc/loadavg") as fh:
+            runnable = int(fh.read().split()[3].split("/")[0]) - 1   # not counting this one
+    except (OSError, ValueError, IndexError):
+        return cores
+    return max(1, min(cores, cores - runnable))
+
+
 _WORKER_COST: Coster | None = None
 
 
@@ -523,12 +535,12 @@ def _scan_batch(batch: list[Range]) -> list[RangeResult]:
 
 def scan_ranges(ranges: Sequence[Range], *, cost: Coster | None = None, workers: int = 0,
                 batch_bytes: int = 16 << 20) -> Iterator[RangeResult]:
-    """Scan every range, on `workers` processes when it pays off (0: one per core).
+    """Scan every range, on `workers` processes when it pays off (0: one per free core).
 
     Results come in any order. Small ranges travel in batches of about `batch_bytes`.
     """
     total = sum(r.stop - r.start for r in ranges)
-    workers = workers or (os.cpu_count() or 1)
+    workers = workers or free_cores()
     if workers < 2 or total < 2 * batch_bytes or len(ranges) < 2:
         for r in ranges:
             yield scan_range(r, cost)
