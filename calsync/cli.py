@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from . import cli_support as cs
 from .errors import ConfigError, UserFacingError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,6 +60,26 @@ def handle_error(exc: BaseException, debug: bool) -> None:
 
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)
+
+
+def calendar_options(f: F) -> F:
+    """--calendar and --username, as agenda and sync take them."""
+    f = click.option("--username", help="CalDAV username (default: calendar.username).")(f)
+    return click.option("--calendar", "location", metavar="FILE|URL",
+                        help="An .ics file or a CalDAV collection URL (default: calendar.url)."
+                        )(f)
+
+
+def tz_option(default: str) -> Callable[[F], F]:
+    return click.option("--tz", "zone_name", metavar="ZONE",
+                        help=f"IANA time zone for days{default}.")
+
+
+def logs_option(f: F) -> F:
+    return click.option(
+        "--logs", multiple=True, type=click.Path(path_type=Path, file_okay=False),
+        help="A Claude Code config dir or its projects dir; repeatable (default: usage.logs, "
+        "else CLAUDE_CONFIG_DIR, else ~/.config/claude and ~/.claude).")(f)
 
 
 class CalsyncGroup(click.Group):
@@ -158,15 +178,12 @@ def template(ctx: Context, preset: str | None, schedule_path: Path | None, proje
 
 
 @cli.command()
-@click.option("--calendar", "location", metavar="FILE|URL",
-              help="An .ics file or a CalDAV collection URL (default: calendar.url).")
-@click.option("--username", help="CalDAV username (default: calendar.username).")
+@calendar_options
 @click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]),
               help="First day, YYYY-MM-DD (default: today).")
 @click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]),
               help="Last day, YYYY-MM-DD, included (default: six days after --from).")
-@click.option("--tz", "zone_name", metavar="ZONE", help="IANA time zone for display and for "
-              "all-day and floating events (default: the local zone).")
+@tz_option(", display, all-day and floating events (default: the local zone)")
 @json_option
 @pass_ctx
 def agenda(ctx: Context, location: str | None, username: str | None, first: Any, last: Any,
@@ -188,9 +205,9 @@ def agenda(ctx: Context, location: str | None, username: str | None, first: Any,
     from .backends import open_backend
     from .calendar_reader import parse_occurrences
 
-    settings = _with_username(ctx.settings, username)
-    window = _agenda_window(first, last, zone_name, ctx.env)
-    backend = open_backend(_calendar_location(location, settings), settings=settings,
+    settings = cs.with_username(ctx.settings, username)
+    window = cs.agenda_window(first, last, zone_name, ctx.env)
+    backend = open_backend(cs.calendar_location(location, settings), settings=settings,
                            env=ctx.env)
     objects = backend.get_many([href for href, _etag in backend.list()])
     reading = parse_occurrences(objects, window.start, window.end, window.zone,
@@ -206,86 +223,18 @@ def agenda(ctx: Context, location: str | None, username: str | None, first: Any,
         sys.exit(2)
 
 
-@dataclass(frozen=True)
-class _Window:
-    first: Any  # date
-    last: Any  # date
-    zone: Any  # tzinfo
-    zone_name: str
-    start: Any  # datetime: first 00:00 in zone
-    end: Any  # datetime: the day after last, 00:00 in zone
-
-
-def _agenda_window(first: Any, last: Any, zone_name: str | None,
-                   env: dict[str, str]) -> _Window:
-    from datetime import datetime, time, timedelta
-
-    zone, name = _zone(zone_name, env)
-    day_one = first.date() if first else datetime.now(zone).date()
-    day_last = last.date() if last else day_one + timedelta(days=6)
-    if day_last < day_one:
-        raise ConfigError(f"{day_last} is before --from {day_one}", key="--to")
-    return _Window(day_one, day_last, zone, name, datetime.combine(day_one, time(), zone),
-                   datetime.combine(day_last + timedelta(days=1), time(), zone))
-
-
-def _zone(name: str | None, env: dict[str, str]) -> tuple[Any, str]:
-    """The zone named by --tz, else the local one (TZ, then /etc/localtime, then the C
-    library's idea of it)."""
-    from zoneinfo import ZoneInfo
-
-    candidates = [name] if name else [env.get("TZ", "").lstrip(":"), _localtime_key()]
-    for candidate in filter(None, candidates):
-        try:
-            return ZoneInfo(candidate), candidate
-        except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
-            if name:
-                raise ConfigError(f"unknown time zone {name!r}", key="--tz",
-                                  hint="use an IANA name like America/New_York") from None
-    from dateutil.tz import tzlocal  # type: ignore[import-untyped]
-
-    return tzlocal(), "local time"
-
-
-def _localtime_key() -> str | None:
-    target = os.path.realpath("/etc/localtime")
-    marker = "/zoneinfo/"
-    return target.split(marker, 1)[1] if marker in target else None
-
-
-def _calendar_location(location: str | None, settings: Any) -> str:
-    from .backends import is_url
-
-    chosen = location or settings.calendar.url
-    if not chosen:
-        raise ConfigError("no calendar given", key="--calendar",
-                          hint="pass --calendar FILE|URL or set calendar.url in the config")
-    if not is_url(chosen) and not Path(chosen).expanduser().is_file():
-        raise ConfigError("no such file", path=chosen, key="--calendar")
-    return str(chosen)
-
-
-def _with_username(settings: Any, username: str | None) -> Any:
-    if not username:
-        return settings
-    calendar = settings.calendar.model_copy(update={"username": username})
-    return settings.model_copy(update={"calendar": calendar})
-
 # --- usage / log (issue: usage) ---
 
 
 @cli.command("usage")
 @click.option("--since", metavar="DATE", help="First day, YYYY-MM-DD or YYYYMMDD (in --tz).")
 @click.option("--until", metavar="DATE", help="Last day, included.")
-@click.option("--tz", "zone_name", metavar="ZONE", help="IANA time zone for days (default: "
-              "usage.timezone in the config, else the local zone).")
+@tz_option(" (default: usage.timezone in the config, else the local zone)")
 @click.option("--by", type=click.Choice(["day", "week", "month", "session", "project", "model"]),
               default="day", show_default=True, help="One row per what.")
 @click.option("--project", help="Only this project (last directory of the working directory, "
               "or a project configured with paths).")
-@click.option("--logs", multiple=True, type=click.Path(path_type=Path, file_okay=False),
-              help="A Claude Code config dir or its projects dir; repeatable (default: "
-              "usage.logs, else CLAUDE_CONFIG_DIR, else ~/.config/claude and ~/.claude).")
+@logs_option
 @json_option
 @pass_ctx
 def usage_command(ctx: Context, since: str | None, until: str | None, zone_name: str | None,
@@ -301,7 +250,7 @@ def usage_command(ctx: Context, since: str | None, until: str | None, zone_name:
     from .ledger import usage_report
     from .usage import parse_day, totals
 
-    zone, _ = _zone(zone_name or ctx.settings.usage.timezone, ctx.env)
+    zone, _ = cs.resolve_zone(zone_name or ctx.settings.usage.timezone, ctx.env)
     days = [_usage_day(value, flag, parse_day) for value, flag in
             ((since, "--since"), (until, "--until"))]
     report = usage_report(ctx.settings, ctx.env, by=by, tz=zone, since=days[0], until=days[1],
@@ -351,7 +300,7 @@ def log_command(ctx: Context, model: str, input_tokens: int, output_tokens: int,
     from .ledger import log_manual
     from .model import UsageRecord
 
-    zone, _ = _zone(None, ctx.env)
+    zone, _ = cs.resolve_zone(None, ctx.env)
     try:
         when = datetime.fromisoformat(at) if at else datetime.now(zone)
     except ValueError:
@@ -367,74 +316,6 @@ def log_command(ctx: Context, model: str, input_tokens: int, output_tokens: int,
                f"{record.timestamp.isoformat(timespec='minutes')}"
                + (f", project {project}" if project else ""))
 # --- init / sync / schedule (issue: sync) ---
-
-
-@dataclass(frozen=True)
-class _InitAnswers:
-    calendar: str | None
-    username: str | None
-    password_command: str | None
-    store_password: bool
-    logs: tuple[str, ...]
-    projects: tuple[str, ...]
-
-    def raw(self) -> dict[str, Any]:
-        """The answers as config data: local paths made absolute, `~` expanded."""
-        from .backends import is_url
-
-        def absolute(path: str) -> str:
-            return str(Path(path).expanduser().absolute())
-
-        url = self.calendar
-        calendar = {"url": url if not url or is_url(url) else absolute(url),
-                    "username": self.username,
-                    "password_command": self.password_command}
-        projects = {}
-        for flag in self.projects:
-            name, sep, path = flag.partition("=")
-            if not (sep and name.strip() and path.strip()):
-                raise ConfigError(f"expected NAME=PATH, got {flag!r}", key="--project")
-            projects[name.strip()] = {"path": absolute(path.strip())}
-        return {"calendar": {k: v for k, v in calendar.items() if v},
-                "usage": {"logs": [absolute(p) for p in self.logs]} if self.logs else {},
-                "projects": projects}
-
-
-def _ask(question: str) -> str:
-    return str(click.prompt(question, default="", show_default=False)).strip()
-
-
-def _ask_missing(answers: _InitAnswers) -> _InitAnswers:
-    """In a terminal: ask for what the flags left out (a blank answer keeps the default)."""
-    from .backends import is_url
-
-    calendar = answers.calendar or _ask("Calendar: a CalDAV URL or an .ics file "
-                                        "(blank: the default file)") or None
-    username, command, store = answers.username, answers.password_command, answers.store_password
-    if calendar and is_url(calendar):
-        username = username or _ask("CalDAV username") or None
-        if not (command or store):
-            command = _ask("Password command (blank: keep the password in the keyring)") or None
-            store = command is None
-    logs = answers.logs or tuple(filter(None, [_ask("Claude Code logs directory "
-                                                    "(blank: where Claude Code keeps them)")]))
-    projects = answers.projects or tuple(iter(lambda: _ask("Project as NAME=PATH to its git "
-                                                           "repository (blank: done)"), ""))
-    return replace(answers, calendar=calendar, username=username, password_command=command,
-                   store_password=store, logs=logs, projects=projects)
-
-
-def _read_password(env: dict[str, str]) -> str:
-    """CALSYNC_PASSWORD, else asked in a terminal, else one line of standard input."""
-    if env.get("CALSYNC_PASSWORD"):
-        return env["CALSYNC_PASSWORD"]
-    if sys.stdin.isatty():
-        return str(click.prompt("CalDAV password", hide_input=True, confirmation_prompt=True))
-    password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        raise ConfigError("no password to store: set CALSYNC_PASSWORD or pass it on standard "
-                          "input", key="--store-password")
-    return password
 
 
 @cli.command()
@@ -468,29 +349,17 @@ def init(ctx: Context, calendar: str | None, username: str | None,
 
     path = (ctx.config_path or config.default_config_path(ctx.env)).expanduser()
     config.refuse_overwrite(path, force=force)
-    answers = _InitAnswers(calendar, username, password_command, store_password, logs, projects)
+    answers = cs.InitAnswers(calendar, username, password_command, store_password, logs, projects)
     if sys.stdin.isatty():
-        answers = _ask_missing(answers)
+        answers = cs.ask_missing(answers)
     settings = config.validate_settings(answers.raw(), path="calsync init")
     if answers.store_password:
         if not settings.calendar.username:
             raise ConfigError("--store-password needs a --username", key="--username")
-        config.store_password(settings.calendar.username, _read_password(ctx.env))
+        config.store_password(settings.calendar.username, cs.read_password(ctx.env))
         click.echo(f"stored the password of {settings.calendar.username} in the keyring")
     config.write_config(path, config.render_config(settings), force=force)
     click.echo(f"wrote {path}")
-
-
-def _calsync_command() -> tuple[str, ...]:
-    """The absolute calsync executable that is running (or python -m calsync)."""
-    import shutil
-
-    argv0 = Path(sys.argv[0])
-    for candidate in (argv0 if argv0.stem == "calsync" else None,
-                      Path(sys.executable).parent / "calsync", shutil.which("calsync")):
-        if candidate and Path(candidate).is_file():
-            return (str(Path(candidate).absolute()),)
-    return (str(Path(sys.executable).absolute()), "-m", "calsync")
 
 
 @cli.command()
@@ -521,7 +390,7 @@ def schedule(ctx: Context, kind: str | None) -> None:
     if config is not None and not config.expanduser().is_file():
         raise ConfigError("no such file", path=str(config), hint="run `calsync init` first")
     job = scheduling.Job(
-        command=_calsync_command(), log_dir=user_log_path("calsync"), home=Path.home(),
+        command=cs.calsync_command(), log_dir=user_log_path("calsync"), home=Path.home(),
         config=config.expanduser().absolute() if config else None)
     if kind == "cron":
         job.log_dir.mkdir(parents=True, exist_ok=True)
@@ -529,18 +398,13 @@ def schedule(ctx: Context, kind: str | None) -> None:
 
 
 @cli.command("sync")
-@click.option("--calendar", "location", metavar="FILE|URL",
-              help="An .ics file or a CalDAV collection URL (default: calendar.url).")
-@click.option("--username", help="CalDAV username (default: calendar.username).")
+@calendar_options
 @click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]),
               help="First day, YYYY-MM-DD (default: sync.window_days ago, 14).")
 @click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]),
               help="Last day, YYYY-MM-DD, included (default: now).")
-@click.option("--tz", "zone_name", metavar="ZONE", help="IANA time zone for days, all-day "
-              "and floating events (default: usage.timezone, else the local zone).")
-@click.option("--logs", multiple=True, type=click.Path(path_type=Path, file_okay=False),
-              help="A Claude Code config dir or its projects dir; repeatable (default: "
-              "usage.logs, else CLAUDE_CONFIG_DIR, else ~/.config/claude and ~/.claude).")
+@tz_option(", all-day and floating events (default: usage.timezone, else the local zone)")
+@logs_option
 @click.option("--dry-run", is_flag=True, help="Print what would change, as a diff per "
               "event; write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing unless something failed.")
@@ -563,9 +427,9 @@ def sync_command(ctx: Context, location: str | None, username: str | None, first
     from . import output
     from .syncing import run_sync, sync_request
 
-    settings = _with_username(ctx.settings, username)
-    zone, _ = _zone(zone_name or settings.usage.timezone, ctx.env)
-    request = sync_request(_calendar_location(location, settings), settings, zone, first=first,
+    settings = cs.with_username(ctx.settings, username)
+    zone, _ = cs.resolve_zone(zone_name or settings.usage.timezone, ctx.env)
+    request = sync_request(cs.calendar_location(location, settings), settings, zone, first=first,
                            last=last, dry_run=dry_run, logs=logs)
     result = run_sync(settings, ctx.env, request)
     report = result.report

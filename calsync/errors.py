@@ -6,9 +6,9 @@ This module imports nothing from calsync (pip's rule): any module may import it.
     ├── SyncTokenInvalid              a server refused a sync token: list() instead (href)
     └── UserFacingError               one line for a person, a hint, exit code `exit_code`
         ├── ConfigError               a config file or a flag (key, path)
+        │   └── TemplateError         a preset or a schedule file (path, key)
         ├── CalendarParseError        an .ics text, an event or a property (path, uid, property)
-        ├── PlanError                 a session plan that makes no sense (uid, property)
-        ├── TemplateError             a preset or a schedule file (path, key)
+        │   └── PlanError             a session plan that makes no sense (uid, property)
         ├── LogLineError              a transcript line (path, line)   [reported, never fatal]
         ├── NoLogsError               no Claude Code logs anywhere (the places looked at)
         ├── AuthError                 a server refused the credentials (href)
@@ -52,6 +52,8 @@ class UserFacingError(CalsyncError):
 
 
 class ConfigError(UserFacingError):
+    """A setting that is wrong: in a file (`path`) under a key, or a command-line flag."""
+
     reference = "config-error"
 
     def __init__(
@@ -79,16 +81,10 @@ class PlanError(CalendarParseError):
     reference = "plan-error"
 
 
-class TemplateError(UserFacingError):
-    reference = "template-error"
+class TemplateError(ConfigError):
+    """A preset or schedule file that is wrong: named like a config problem (path, key)."""
 
-    def __init__(
-        self, message: str, *, path: str | None = None, key: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        where = ": ".join(p for p in (path, key) if p)
-        super().__init__(f"{where}: {message}" if where else message, hint=hint)
-        self.path, self.key = path, key
+    reference = "template-error"
 
 
 class LogLineError(UserFacingError):
