@@ -92,16 +92,15 @@ class _FileRow(NamedTuple):
 class _Read(NamedTuple):
     row: _FileRow | None          # None: a new file
     path: str
-    stat: os.stat_result
+    stat: cc.FileStat
     start: int                    # 0 for new and re-read files
 
 
-def _plan_file(row: _FileRow | None, path: str, st: os.stat_result) -> _Read | None:
+def _plan_file(row: _FileRow | None, path: str, st: cc.FileStat) -> _Read | None:
     """What to read of one file (None: nothing), from its ledger row and its stat."""
     if row is None:
         return _Read(None, path, st, 0)
-    if (row.dev, row.ino, row.size, row.mtime_ns) == (st.st_dev, st.st_ino, st.st_size,
-                                                       st.st_mtime_ns):
+    if (row.dev, row.ino, row.size, row.mtime_ns) == st:
         return None
     if (row.dev, row.ino) != (st.st_dev, st.st_ino) or st.st_size < row.offset:
         return _Read(row, path, st, 0)
@@ -161,27 +160,40 @@ class Ledger:
         stale_prices = self._stale_prices()
         plan = self._plan(found)
         if plan or stale_prices:
+            pool = self._pool(plan, workers)
             self.conn.execute("BEGIN IMMEDIATE")
             try:                            # again under the lock: another run may have read
                 plan = self._plan([(p.path, p.stat) for p in plan])
-                _Writer(self, report).run(plan, workers, stale_prices)
+                _Writer(self, report).run(plan, workers, stale_prices, pool)
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+            finally:
+                if pool is not None:
+                    pool.terminate()
         report.problems = self._problems({path for path, _ in found})
         if not found and not self._has_history():
             raise NoLogsError([str(d) for d in self.dirs])
         return report
 
-    def _plan(self, found: Sequence[tuple[str, os.stat_result]]) -> list[_Read]:
+    def _pool(self, plan: Sequence[_Read], workers: int) -> Any:
+        """Scanner processes when there is enough to read, started now: the parent is still
+        small, and what a forked child shares with it stays out of its memory."""
+        todo = sum(p.stat.st_size - p.start for p in plan)
+        if todo < 2 * PIECE_BYTES:
+            return None
+        prices = self.prices
+        return cc.start_pool(workers or cc.free_cores(), prices.cost if prices else None)
+
+    def _plan(self, found: Sequence[tuple[str, cc.FileStat]]) -> list[_Read]:
         """What to read, file by file; the warm path compares stats and reads nothing."""
         if not found:
             return []
         known = {r[0]: r[1:] for r in self.conn.execute(
             "SELECT path, dev, ino, size, mtime_ns FROM usage_file WHERE scope = ?", (self.scope,))}
-        changed = [(path, st) for path, st in found
-                   if known.get(path) != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)]
+        get = known.get
+        changed = [(path, st) for path, st in found if get(path) != st]
         if not changed:
             return []
         changed.sort()
@@ -345,31 +357,35 @@ class _Writer:
         self.conn.execute("DELETE FROM aff_mid")
         self.conn.execute("DELETE FROM aff_bucket")
         self.pending: list[tuple[Any, ...]] = []
+        self.ids: dict[int, _Read] = {}
+        self.expect: dict[int, int] = {}                # ranges still to come, per file
+        self.ends: dict[int, list[cc.RangeResult]] = {}  # what came, without the lines
+        self.complete: list[int] = []                   # files read to the end, unfinished
 
-    def run(self, plan: list[_Read], workers: int, stale_prices: bool) -> None:
-        self.conn.execute("PRAGMA cache_size = -16384")    # 16 MiB: few spills mid-write
+    def run(self, plan: list[_Read], workers: int, stale_prices: bool,
+            pool: Any = None) -> None:
+        self.conn.execute("PRAGMA cache_size = -4096")    # 4 MiB
         empty = self.conn.execute("SELECT 1 FROM usage_line LIMIT 1").fetchone() is None
         bulk = self.cold and empty
         if bulk:
             for name in USAGE_LINE_INDEXES:
                 self.conn.execute(f"DROP INDEX IF EXISTS {name}")
-        ids, ranges = self._prepare(plan)
-        ends: dict[int, list[cc.RangeResult]] = {}
+        ranges = self._prepare(plan)
         cost = self.ledger.prices.cost if self.ledger.prices else None
-        for res in cc.scan_ranges(ranges, cost=cost, workers=workers, batch_bytes=PIECE_BYTES):
+        for res in cc.scan_ranges(ranges, cost=cost, workers=workers, batch_bytes=PIECE_BYTES,
+                                  pool=pool):
             self._store(res)
             # keep what the file's ledger row needs, not the lines (memory stays flat)
-            ends.setdefault(res.key, []).append(res._replace(lines=[], problems=res.problems[:1]))
+            self.ends.setdefault(res.key, []).append(
+                res._replace(lines=[], problems=res.problems[:1]))
+            self.expect[res.key] -= 1
+            if not self.expect[res.key]:
+                self.complete.append(res.key)
             self.report.bytes_read += res.end - res.start
         self._flush()
         if bulk:
             for sql in USAGE_LINE_INDEXES.values():
                 self.conn.execute(sql)
-        done = [self._finish_file(key, ids[key], results) for key, results in ends.items()]
-        self.conn.executemany(
-            "UPDATE usage_file SET dev = ?, ino = ?, size = ?, mtime_ns = ?, offset = ?, "
-            "head = ?, tail = ?, open_tail = ?, first_ts = ?, resumed = ? WHERE id = ?",
-            [row for row in done if row is not None])
         if stale_prices and not self.cold:     # a cold run priced every line as it read it
             self._reprice()
         self._decide()
@@ -377,8 +393,7 @@ class _Writer:
         self.conn.execute("UPDATE usage_scope SET prices = ? WHERE id = ?",
                           (self.ledger.price_key, self.scope))
 
-    def _prepare(self, plan: list[_Read]) -> tuple[dict[int, _Read], list[cc.Range]]:
-        ids: dict[int, _Read] = {}
+    def _prepare(self, plan: list[_Read]) -> list[cc.Range]:
         ranges: list[cc.Range] = []
         for item in plan:
             if item.row is None:
@@ -392,10 +407,12 @@ class _Writer:
                 if item.start == 0 and item.row.offset > 0:
                     self._forget(file_id)
                     self.report.reread.append(item.path)
-            ids[file_id] = item
-            ranges += cc.split_ranges(file_id, item.path, item.start, item.stat.st_size,
-                                      PIECE_BYTES)
-        return ids, ranges
+            self.ids[file_id] = item
+            pieces = cc.split_ranges(file_id, item.path, item.start, item.stat.st_size,
+                                     PIECE_BYTES)
+            self.expect[file_id] = len(pieces)
+            ranges += pieces
+        return ranges
 
     def _forget(self, file_id: int) -> None:
         """Drop what a rewritten file contributed; the decision is made again for its ids."""
@@ -423,6 +440,7 @@ class _Writer:
                                   [(res.key, off, msg) for off, msg in res.problems])
 
     def _flush(self) -> None:
+        """Store the pending lines, then finish the files read to the end."""
         rows, self.pending = self.pending, []
         self.conn.executemany(
             f"INSERT INTO usage_line ({_LINE_COLUMNS}) VALUES ({', '.join('?' * 20)})", rows)
@@ -431,6 +449,13 @@ class _Writer:
                                   {(r[18],) for r in rows if r[18] is not None})
             self.conn.executemany("INSERT OR IGNORE INTO aff_bucket VALUES (?)",
                                   {(r[5] // BUCKET_US,) for r in rows})
+        done, self.complete = self.complete, []
+        finished = [self._finish_file(key, self.ids.pop(key), self.ends.pop(key))
+                    for key in done]
+        self.conn.executemany(
+            "UPDATE usage_file SET dev = ?, ino = ?, size = ?, mtime_ns = ?, offset = ?, "
+            "head = ?, tail = ?, open_tail = ?, first_ts = ?, resumed = ? WHERE id = ?",
+            [row for row in finished if row is not None])
 
     def _finish_file(self, file_id: int, item: _Read,
                      results: list[cc.RangeResult]) -> tuple[Any, ...] | None:
@@ -493,35 +518,37 @@ class _Writer:
             self.conn.execute("INSERT INTO aff_mid SELECT mh FROM usage_line WHERE scope = ? "
                               "AND mh IS NOT NULL GROUP BY mh HAVING COUNT(*) > 1",
                               (self.scope,))
+        files = self._file_order()
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS flip (id INTEGER PRIMARY KEY, "
+                          "win INTEGER NOT NULL, b INTEGER NOT NULL)")
+        self.conn.execute("DELETE FROM flip")
         cur = self.conn.execute(f"SELECT {columns} FROM aff_mid a JOIN usage_line l "
                                 "ON l.scope = ? AND l.mh = a.mh ORDER BY l.mh", (self.scope,))
-        rows = cur.fetchall()
-        files = self._file_order({r[6] for r in rows})
-        flips: dict[int, list[tuple[int]]] = {0: [], 1: []}
-        buckets = set()
-        for _, same_hash in itertools.groupby(rows, key=operator.itemgetter(1)):
+        flips: list[tuple[int, int, int]] = []
+        for _, same_hash in itertools.groupby(cur, key=operator.itemgetter(1)):
             for group in _by_message(list(same_hash)):
                 winners = set(cc.choose([cc.Candidate(r[0], r[3], bool(r[4]), r[5],
                                                       (*files[r[6]], r[7])) for r in group]))
                 for r in group:
                     win = int(r[0] in winners)
                     if win != r[8]:
-                        flips[win].append((r[0],))
-                        buckets.add(r[9] // BUCKET_US)
-        for win, ids in flips.items():
-            self.conn.executemany(f"UPDATE usage_line SET win = {win} WHERE id = ?", ids)
+                        flips.append((r[0], win, r[9] // BUCKET_US))
+            if len(flips) >= 8192:      # streamed: memory stays flat however many lines
+                self.conn.executemany("INSERT INTO flip VALUES (?, ?, ?)", flips)
+                flips = []
+        self.conn.executemany("INSERT INTO flip VALUES (?, ?, ?)", flips)
+        self.conn.execute("UPDATE usage_line SET win = 1 - win WHERE id IN (SELECT id FROM flip)")
         if not self.cold:
-            self.conn.executemany("INSERT OR IGNORE INTO aff_bucket VALUES (?)",
-                                  [(b,) for b in buckets])
+            self.conn.execute("INSERT OR IGNORE INTO aff_bucket SELECT DISTINCT b FROM flip")
 
-    def _file_order(self, ids: set[int]) -> dict[int, tuple[int, int, str]]:
-        """How each file ranks on a tie: (resumed, first timestamp, path)."""
-        sql = "SELECT id, resumed, first_ts, path FROM usage_file WHERE scope = ?"
-        if len(ids) > 500:
-            cur = self.conn.execute(sql, (self.scope,))
-        else:
-            cur = self.conn.execute(f"{sql} AND id IN ({', '.join('?' * len(ids))})",
-                                    (self.scope, *ids))
+    def _file_order(self) -> dict[int, tuple[int, int, str]]:
+        """How each file with an affected line ranks on a tie: (resumed, first timestamp,
+        path)."""
+        sql = "SELECT id, resumed, first_ts, path FROM usage_file WHERE scope = :s"
+        if not self.cold:
+            sql += (" AND id IN (SELECT l.file FROM aff_mid a JOIN usage_line l "
+                    "ON l.scope = :s AND l.mh = a.mh)")
+        cur = self.conn.execute(sql, {"s": self.scope})
         return {fid: (resumed, first if first is not None else 1 << 62, path)
                 for fid, resumed, first, path in cur}
 

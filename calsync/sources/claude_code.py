@@ -23,7 +23,9 @@ summaries, snapshots and `toolUseResult` usage are not usage. Cache creation is 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,10 +110,19 @@ def log_dirs(env: Mapping[str, str], home: Path, logs: Sequence[Path | str] = ()
     return out
 
 
-def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, os.stat_result]], list[str]]:
+class FileStat(NamedTuple):
+    """What the ledger compares to see whether a file changed (a stat_result weighs more)."""
+
+    st_dev: int
+    st_ino: int
+    st_size: int
+    st_mtime_ns: int
+
+
+def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, FileStat]], list[str]]:
     """Every `*.jsonl` under the directories (in no particular order), with its stat; and
     the directories that could not be read."""
-    found: list[tuple[str, os.stat_result]] = []
+    found: list[tuple[str, FileStat]] = []
     problems: list[str] = []
     stack = [str(d) for d in projects_dirs if d.is_dir()]
     while stack:
@@ -126,7 +137,9 @@ def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, os.stat_r
             try:
                 if entry.name.endswith(".jsonl"):
                     if entry.is_file():
-                        found.append((entry.path, entry.stat()))
+                        st = entry.stat()
+                        found.append((entry.path, FileStat(st.st_dev, st.st_ino, st.st_size,
+                                                           st.st_mtime_ns)))
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
             except OSError:
@@ -533,15 +546,30 @@ def _scan_batch(batch: list[Range]) -> list[RangeResult]:
     return [scan_range(r, _WORKER_COST) for r in batch]
 
 
-def scan_ranges(ranges: Sequence[Range], *, cost: Coster | None = None, workers: int = 0,
-                batch_bytes: int = 16 << 20) -> Iterator[RangeResult]:
-    """Scan every range, on `workers` processes when it pays off (0: one per free core).
+def start_pool(workers: int, cost: Coster | None) -> Any:
+    """`workers` forked scanner processes (None for fewer than 2). Start them before the
+    parent holds much: a forked child counts the parent's pages in its own memory."""
+    if workers < 2:
+        return None
+    import multiprocessing
+    import sys
 
-    Results come in any order. Small ranges travel in batches of about `batch_bytes`.
+    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
+    return ctx.Pool(workers, initializer=_init_worker, initargs=(cost,))
+
+
+def scan_ranges(ranges: Sequence[Range], *, cost: Coster | None = None, workers: int = 0,
+                batch_bytes: int = 16 << 20, pool: Any = None) -> Iterator[RangeResult]:
+    """Scan every range, on `workers` processes when it pays off (0: one per free core), or
+    on `pool` (from `start_pool`, made with the same `cost`) when given.
+
+    Small ranges travel in batches of about `batch_bytes`; results come batch by batch, at
+    most two batches per worker in flight, so memory stays flat however many there are.
     """
     total = sum(r.stop - r.start for r in ranges)
-    workers = workers or free_cores()
-    if workers < 2 or total < 2 * batch_bytes or len(ranges) < 2:
+    if pool is None:
+        workers = workers or free_cores()
+    if (pool is None and workers < 2) or total < 2 * batch_bytes or len(ranges) < 2:
         for r in ranges:
             yield scan_range(r, cost)
         return
@@ -553,10 +581,18 @@ def scan_ranges(ranges: Sequence[Range], *, cost: Coster | None = None, workers:
             size = 0
         batches[-1].append(r)
         size += r.stop - r.start
-    import multiprocessing
-    import sys
-
-    ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else None)
-    with ctx.Pool(workers, initializer=_init_worker, initargs=(cost,)) as pool:
-        for results in pool.imap_unordered(_scan_batch, batches):
+    own = pool is None
+    if own:
+        pool = start_pool(workers, cost)
+    try:
+        todo = iter(batches)
+        flying = deque(pool.apply_async(_scan_batch, (b,))
+                       for b in itertools.islice(todo, 2 * pool._processes))
+        while flying:
+            results = flying.popleft().get()
+            for batch in itertools.islice(todo, 1):
+                flying.append(pool.apply_async(_scan_batch, (batch,)))
             yield from results
+    finally:
+        if own:
+            pool.terminate()
