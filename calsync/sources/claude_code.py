@@ -345,18 +345,19 @@ class _Lines:
             self.best[key] = (offset, total, u)
 
     def rows(self) -> list[Row]:
-        """(offset, *LineUsage, cost, total, message hash) per line kept. Repeated strings
-        (session, directory, branch, model) are made one object, so they travel once."""
+        """(offset, *LineUsage, cost, total, message hash) per line kept."""
         out = []
         cost = self.cost
         same: dict[str | None, str | None] = {}
+        one = same.setdefault       # repeated strings made one object: they travel once
         for offset, total, u in (*self.best.values(), *self.loose):
             price = u[13]
             if price is None and cost is not None:
                 price = cost(u[7], u[8], u[9], u[10], u[11], u[12])
-            session, cwd, branch, model = (same.setdefault(x, x) for x in u[4:8])
-            out.append((offset, u[0], u[1], u[2], u[3], session, cwd, branch, model, *u[8:],
-                        price, total, None if u[0] is None else message_hash(u[0])))
+            mid, session, cwd, branch, model = u[0], u[4], u[5], u[6], u[7]
+            out.append((offset, mid, u[1], u[2], u[3], one(session, session), one(cwd, cwd),
+                        one(branch, branch), one(model, model), u[8], u[9], u[10], u[11], u[12],
+                        u[13], price, total, None if mid is None else message_hash(mid)))
         return out
 
 
