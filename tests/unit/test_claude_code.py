@@ -291,3 +291,22 @@ def test_long_lines_are_read_and_overlong_ones_skipped_and_reported(tmp_path, mo
 def test_a_vanished_file_is_an_error_not_a_crash(tmp_path):
     res = scan_range(Range(1, str(tmp_path / "gone.jsonl"), 0, 10, True))
     assert res.error and res.lines == []
+
+
+def test_a_pool_scans_every_range_once_however_many_batches_wait(tmp_path):
+    from calsync.sources.claude_code import scan_ranges, start_pool
+
+    lines = [assistant(requestId=f"req_{i}", usage_output_tokens=i) for i in range(40)]
+    path = _write(tmp_path / "s.jsonl", lines)
+    size = path.stat().st_size
+    ranges = split_ranges(1, str(path), 0, size, 500)      # dozens of batches, 4 in flight
+    serial = [scan_range(r) for r in ranges]
+    pool = start_pool(2, None)
+    try:
+        pooled = list(scan_ranges(ranges, batch_bytes=400, pool=pool))
+    finally:
+        pool.terminate()
+    assert len(ranges) > 20
+    assert sorted(r.start for r in pooled) == [r.start for r in ranges]
+    assert sorted(line[2] for r in pooled for line in r.lines) == sorted(
+        line[2] for r in serial for line in r.lines)
