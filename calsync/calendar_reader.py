@@ -56,22 +56,37 @@ def parse_occurrences(
         except CalendarParseError as exc:
             problems.setdefault(str(exc), exc)
             continue
-        zone_problem = _standard_calendar_zone(calendar, location)
-        if zone_problem is not None:
-            problems.setdefault(str(zone_problem), zone_problem)
-        plans = _Plans(location)
-        for series in _series(calendar):
-            try:
-                found = occurrences_between(series, start, end, tz, path=location)
-            except CalendarParseError as exc:
-                problems.setdefault(str(exc), exc)
-                continue
-            for raw in found:
-                occurrence = _occurrence(raw, plans, obj.href)
-                if occurrence is not None:
-                    occurrences.append(occurrence)
-        for plan_error in plans.problems:
-            problems.setdefault(str(plan_error), plan_error)
+        reading = occurrences_in(calendar, obj.href, start, end, tz, location=location)
+        occurrences.extend(reading.occurrences)
+        for problem in reading.problems:
+            problems.setdefault(str(problem), problem)
+    occurrences.sort(key=lambda o: (o.start, o.end, o.uid))
+    return Reading(tuple(occurrences), tuple(problems.values()))
+
+
+def occurrences_in(
+    calendar: Calendar, href: str, start: datetime, end: datetime, tz: tzinfo,
+    *, location: str,
+) -> Reading:
+    """As `parse_occurrences`, for one calendar object already parsed (not changed here)."""
+    occurrences: list[Occurrence] = []
+    problems: dict[str, CalendarParseError] = {}
+    zone_problem = _standard_calendar_zone(calendar, location)
+    if zone_problem is not None:
+        problems.setdefault(str(zone_problem), zone_problem)
+    plans = _Plans(location)
+    for series in _series(calendar):
+        try:
+            found = occurrences_between(series, start, end, tz, path=location)
+        except CalendarParseError as exc:
+            problems.setdefault(str(exc), exc)
+            continue
+        for raw in found:
+            occurrence = _occurrence(raw, plans, href)
+            if occurrence is not None:
+                occurrences.append(occurrence)
+    for plan_error in plans.problems:
+        problems.setdefault(str(plan_error), plan_error)
     occurrences.sort(key=lambda o: (o.start, o.end, o.uid))
     return Reading(tuple(occurrences), tuple(problems.values()))
 

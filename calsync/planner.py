@@ -42,11 +42,11 @@ from datetime import UTC, date, datetime, tzinfo
 from icalendar import Calendar, Component, Event
 
 from .attribution import OccurrenceKey, budget_used_percent, key_of, status_of, summarize
-from .calendar_reader import parse_occurrences
+from .calendar_reader import occurrences_in
 from .codec import read_actuals, read_plan, write_actuals, write_plan
 from .errors import CalendarParseError
 from .model import Actuals, CalendarObject, GitStats, Occurrence, SessionPlan, Status
-from .recurrence import find_or_create_override, instant_key, parse_calendar
+from .recurrence import instant_key, override_in, parse_calendar
 
 VOLATILE = frozenset({"DTSTAMP", "LAST-MODIFIED", "SEQUENCE", "PRODID", "X-CLAUDE-SYNCED-AT"})
 VOLATILE_PREFIXES = ("X-RADICALE-",)
@@ -68,7 +68,7 @@ class Change:
     status: Status
     fields: tuple[str, ...]   # the properties that change ("new override" when created)
     before: str               # the VEVENT's content lines (a new override: as the series has it)
-    after: str
+    after: str                # both "" unless Knowledge.diffs: rendering them is costly
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +129,7 @@ class Knowledge:
     actuals: Mapping[OccurrenceKey, Actuals] = field(default_factory=dict)
     git: Mapping[OccurrenceKey, GitStats] = field(default_factory=dict)
     written_plans: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    diffs: bool = True   # keep each changed VEVENT's text before and after (for --dry-run)
 
 
 # --- small pure helpers -------------------------------------------------------------------
@@ -203,11 +204,11 @@ def _view(obj: CalendarObject, start: datetime, end: datetime, tz: tzinfo, locat
     """The session occurrences of one object, with the plan each one follows."""
     if not may_hold_sessions(obj.text):
         return _View(None, (), frozenset(), ())
-    reading = parse_occurrences([obj], start, end, tz, location=location)
+    calendar = parse_calendar(obj.text, path=location)
+    reading = occurrences_in(calendar, obj.href, start, end, tz, location=location)
     problems = tuple(Problem(obj.href, p.uid, str(p)) for p in reading.problems)
     if not reading.occurrences:
         return _View(None, (), frozenset(), problems)
-    calendar = parse_calendar(obj.text, path=location)
     occurrences: list[Occurrence] = []
     follows: set[OccurrenceKey] = set()
     for occurrence in reading.occurrences:
@@ -310,13 +311,13 @@ class _ObjectPlanner:
         if occurrence.recurrence_id is None:
             return _single_event(self.calendar, occurrence.uid), False
         count = len(self.calendar.subcomponents)
-        self.calendar, event = find_or_create_override(
-            self.calendar, occurrence.uid, occurrence.recurrence_id)
+        event = override_in(self.calendar, occurrence.uid, occurrence.recurrence_id)
         return event, len(self.calendar.subcomponents) > count
 
     def write(self, occurrence: Occurrence) -> None:
         event, created = self.event_of(occurrence)
-        before, before_text = _content(event), _ical(event)
+        before = _content(event)
+        before_text = _ical(event) if self.knowledge.diffs else ""
         previous = read_actuals(event)
         synced_at = previous.synced_at if previous else None
         rid = format_recurrence_id(occurrence.recurrence_id)
@@ -334,7 +335,8 @@ class _ObjectPlanner:
             self.hashes.append((rid, plan_hash(read_plan(event))))
         fields = ("new override",) if created else _changed(before, after)
         self.changes.append(Change(occurrence.uid, rid, occurrence.summary, occurrence.start,
-                                   actuals.status, fields, before_text, _ical(event)))
+                                   actuals.status, fields, before_text,
+                                   _ical(event) if self.knowledge.diffs else ""))
 
     def decision(self) -> Decision:
         if not self.changes:

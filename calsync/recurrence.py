@@ -154,19 +154,28 @@ def find_or_create_override(
     Raises `CalendarParseError` when the series has no master or no such occurrence.
     """
     result = copy.deepcopy(calendar)
-    events = [c for c in result.subcomponents if isinstance(c, Event) and _uid(c) == uid]
+    return result, override_in(result, uid, recurrence_id)
+
+
+def override_in(calendar: Calendar, uid: str, recurrence_id: date | datetime) -> Event:
+    """As `find_or_create_override`, but in `calendar` itself, which it may change.
+
+    For a caller that already owns a copy and writes many occurrences into it: copying the
+    object once per occurrence made planning a year-long series quadratic.
+    """
+    events = [c for c in calendar.subcomponents if isinstance(c, Event) and _uid(c) == uid]
     key = instant_key(recurrence_id)
     for event in events:
         if "RECURRENCE-ID" in event and instant_key(_time(event, "RECURRENCE-ID")) == key:
-            return result, event
+            return event
     master = next((e for e in events if "RECURRENCE-ID" not in e), None)
     if master is None:
         raise CalendarParseError("no series master to create an override from", uid=uid)
-    occurrence = _instance_of(result, master, recurrence_id)
+    occurrence = _instance_of(calendar, master, recurrence_id)
     override = _override_from(master, occurrence)
-    position = result.subcomponents.index(events[-1]) + 1
-    result.subcomponents.insert(position, override)
-    return result, override
+    position = calendar.subcomponents.index(events[-1]) + 1
+    calendar.subcomponents.insert(position, override)
+    return override
 
 
 def _override_from(master: Event, occurrence: Event) -> Event:

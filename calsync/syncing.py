@@ -265,7 +265,7 @@ def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mappi
             warnings.append(f"no price known for model {models}; its cost is left out")
         git = _git_stats(due, settings, warnings)
     return Knowledge(request.start, request.end, request.now, request.tz, location,
-                     actuals, git, written)
+                     actuals, git, written, diffs=request.dry_run)
 
 
 # --- the run --------------------------------------------------------------------------------

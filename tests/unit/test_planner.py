@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -209,6 +210,17 @@ def test_each_started_occurrence_of_a_series_gets_an_override_in_one_write():
     assert "X-CLAUDE-STATUS" not in master
     assert "EXDATE" in master and "RRULE" in master
     assert [c.fields for c in write.changes] == [("new override",)]
+
+
+def test_a_real_run_writes_what_the_dry_run_shows_without_rendering_its_diff():
+    texts = [ics(SERIES)]
+    objects = objects_of(*texts)
+    shown = knowledge(objects, [record(datetime(2026, 11, 16, 9, 30, tzinfo=BERLIN))])
+    real = replace(shown, diffs=False)
+    dry, wet = only_write(plan_sync(objects, shown)), only_write(plan_sync(objects, real))
+    assert wet.new_text == dry.new_text
+    assert "X-CLAUDE-STATUS:completed" in dry.changes[0].after
+    assert (wet.changes[0].before, wet.changes[0].after) == ("", "")
 
 
 def test_a_moved_occurrence_is_updated_in_place_with_the_person_s_edits():
