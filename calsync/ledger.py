@@ -522,8 +522,9 @@ class _Writer:
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS flip (id INTEGER PRIMARY KEY, "
                           "win INTEGER NOT NULL, b INTEGER NOT NULL)")
         self.conn.execute("DELETE FROM flip")
-        cur = self.conn.execute(f"SELECT {columns} FROM aff_mid a JOIN usage_line l "
-                                "ON l.scope = ? AND l.mh = a.mh ORDER BY l.mh", (self.scope,))
+        # CROSS JOIN: from the few affected ids to their lines, never the other way round
+        cur = self.conn.execute(f"SELECT {columns} FROM aff_mid a CROSS JOIN usage_line l "
+                                "ON l.scope = ? AND l.mh = a.mh ORDER BY a.mh", (self.scope,))
         flips: list[tuple[int, int, int]] = []
         for _, same_hash in itertools.groupby(cur, key=operator.itemgetter(1)):
             for group in _by_message(list(same_hash)):
@@ -546,7 +547,7 @@ class _Writer:
         path)."""
         sql = "SELECT id, resumed, first_ts, path FROM usage_file WHERE scope = :s"
         if not self.cold:
-            sql += (" AND id IN (SELECT l.file FROM aff_mid a JOIN usage_line l "
+            sql += (" AND id IN (SELECT l.file FROM aff_mid a CROSS JOIN usage_line l "
                     "ON l.scope = :s AND l.mh = a.mh)")
         cur = self.conn.execute(sql, {"s": self.scope})
         return {fid: (resumed, first if first is not None else 1 << 62, path)
