@@ -209,11 +209,12 @@ def _view(obj: CalendarObject, start: datetime, end: datetime, tz: tzinfo, locat
     problems = tuple(Problem(obj.href, p.uid, str(p)) for p in reading.problems)
     if not reading.occurrences:
         return _View(None, (), frozenset(), problems)
+    series = _SeriesPlans(calendar, obj.href, written)
     occurrences: list[Occurrence] = []
     follows: set[OccurrenceKey] = set()
     for occurrence in reading.occurrences:
         if occurrence.recurrence_id is not None:
-            master_plan = _series_plan(calendar, obj.href, occurrence, written)
+            master_plan = series.plan_for(occurrence)
             if master_plan is not None:
                 occurrence = occurrence.model_copy(update={"plan": master_plan})
                 follows.add(key_of(occurrence))
@@ -221,53 +222,91 @@ def _view(obj: CalendarObject, start: datetime, end: datetime, tz: tzinfo, locat
     return _View(calendar, tuple(occurrences), frozenset(follows), problems)
 
 
-def _series_plan(calendar: Calendar, href: str, occurrence: Occurrence,
-                 written: Mapping[tuple[str, str], str]) -> SessionPlan | None:
-    """The series' plan when this occurrence follows it, else None (the person's override).
+class _SeriesPlans:
+    """Which occurrences of the series in one object follow the series' plan.
 
-    It follows when it has no override yet, when its override states no plan of its own,
-    or when the override's plan is the one calsync last wrote there.
+    An occurrence follows when it has no override yet, when its override states no plan of
+    its own, or when the override's plan is the one calsync last wrote there. Masters,
+    overrides and the masters' plans are looked up once per object, not per occurrence.
     """
-    assert occurrence.recurrence_id is not None
-    wanted = instant_key(occurrence.recurrence_id)
-    override = master = None
-    for event in calendar.walk("VEVENT"):
-        if str(event.get("UID", "")) != occurrence.uid:
-            continue
-        if "RECURRENCE-ID" not in event:
-            master = event
-        elif instant_key(event.decoded("RECURRENCE-ID")) == wanted:
-            override = event
-    if master is None:
-        return None
-    try:
-        master_plan = read_plan(master)
-        if override is None:
+
+    def __init__(self, calendar: Calendar, href: str,
+                 written: Mapping[tuple[str, str], str]) -> None:
+        self.href, self.written = href, written
+        self.masters: dict[str, Component] = {}
+        self.overrides: dict[tuple[str, date | datetime], Component] = {}
+        for event in calendar.walk("VEVENT"):
+            uid = str(event.get("UID", ""))
+            if "RECURRENCE-ID" not in event:
+                self.masters[uid] = event
+            else:
+                self.overrides[(uid, instant_key(event.decoded("RECURRENCE-ID")))] = event
+        self._plans: dict[str, SessionPlan | None] = {}
+
+    def master_plan(self, uid: str) -> SessionPlan | None:
+        if uid not in self._plans:
+            master = self.masters.get(uid)
+            try:
+                self._plans[uid] = None if master is None else read_plan(master)
+            except CalendarParseError:
+                self._plans[uid] = None
+        return self._plans[uid]
+
+    def plan_for(self, occurrence: Occurrence) -> SessionPlan | None:
+        """The series' plan when this occurrence follows it, else None (the person's)."""
+        assert occurrence.recurrence_id is not None
+        master_plan = self.master_plan(occurrence.uid)
+        override = self.overrides.get((occurrence.uid, instant_key(occurrence.recurrence_id)))
+        if master_plan is None or override is None:
             return master_plan
-        own = read_plan(override)
-    except CalendarParseError:
+        try:
+            own = read_plan(override)
+        except CalendarParseError:
+            return None
+        rid = format_recurrence_id(occurrence.recurrence_id) or ""
+        if own == SessionPlan() or self.written.get((self.href, rid)) == plan_hash(own):
+            return master_plan
         return None
-    rid = format_recurrence_id(occurrence.recurrence_id) or ""
-    if own == SessionPlan() or written.get((href, rid)) == plan_hash(own):
-        return master_plan
-    return None
+
+
+Views = Mapping[str, _View | Problem]
+
+
+def read_views(objects: Iterable[CalendarObject], *, start: datetime, end: datetime,
+               tz: tzinfo, location: str, written_plans: Mapping[tuple[str, str], str]
+               ) -> dict[str, _View | Problem]:
+    """Each object read once, by href: its session occurrences, or why it cannot be read.
+
+    Give the result to `plan_sync` so that one run parses every object only once.
+    """
+    views: dict[str, _View | Problem] = {}
+    for obj in objects:
+        try:
+            views[obj.href] = _view(obj, start, end, tz, location, written_plans)
+        except CalendarParseError as exc:
+            views[obj.href] = Problem(obj.href, exc.uid, str(exc))
+    return views
+
+
+def sessions_in(views: Views) -> tuple[list[Occurrence], list[Problem]]:
+    """Every session occurrence the views hold, and every problem found reading them."""
+    occurrences: list[Occurrence] = []
+    problems: list[Problem] = []
+    for view in views.values():
+        if isinstance(view, Problem):
+            problems.append(view)
+            continue
+        occurrences.extend(view.occurrences)
+        problems.extend(view.problems)
+    return occurrences, problems
 
 
 def read_sessions(objects: Iterable[CalendarObject], *, start: datetime, end: datetime,
                   tz: tzinfo, location: str, written_plans: Mapping[tuple[str, str], str]
                   ) -> tuple[list[Occurrence], list[Problem]]:
     """Every session occurrence in [start, end), with the plan sync will write into it."""
-    occurrences: list[Occurrence] = []
-    problems: list[Problem] = []
-    for obj in objects:
-        try:
-            view = _view(obj, start, end, tz, location, written_plans)
-        except CalendarParseError as exc:
-            problems.append(Problem(obj.href, exc.uid, str(exc)))
-            continue
-        occurrences.extend(view.occurrences)
-        problems.extend(view.problems)
-    return occurrences, problems
+    return sessions_in(read_views(objects, start=start, end=end, tz=tz, location=location,
+                                  written_plans=written_plans))
 
 
 # --- planning -----------------------------------------------------------------------------
@@ -311,24 +350,28 @@ class _ObjectPlanner:
         if occurrence.recurrence_id is None:
             return _single_event(self.calendar, occurrence.uid), False
         count = len(self.calendar.subcomponents)
-        event = override_in(self.calendar, occurrence.uid, occurrence.recurrence_id)
+        event = override_in(self.calendar, occurrence.uid, occurrence.recurrence_id,
+                            at=(occurrence.start, occurrence.end))
         return event, len(self.calendar.subcomponents) > count
 
     def write(self, occurrence: Occurrence) -> None:
         event, created = self.event_of(occurrence)
-        before = _content(event)
+        before = {} if created else _content(event)
         before_text = _ical(event) if self.knowledge.diffs else ""
-        previous = read_actuals(event)
-        synced_at = previous.synced_at if previous else None
         rid = format_recurrence_id(occurrence.recurrence_id)
         follows = key_of(occurrence) in self.view.follows
         if follows:
             write_plan(event, occurrence.plan)
         actuals = final_actuals(occurrence, self.knowledge)
-        write_actuals(event, occurrence.plan, actuals.model_copy(update={"synced_at": synced_at}))
-        after = _content(event)
-        if not created and after == before:
-            return
+        after: dict[str, bytes] = {}
+        if not created:  # an event that exists changes only if its content does
+            previous = read_actuals(event)
+            synced_at = previous.synced_at if previous else None
+            write_actuals(event, occurrence.plan,
+                          actuals.model_copy(update={"synced_at": synced_at}))
+            after = _content(event)
+            if after == before:
+                return
         now_utc = self.knowledge.now.astimezone(UTC).replace(microsecond=0)
         write_actuals(event, occurrence.plan, actuals.model_copy(update={"synced_at": now_utc}))
         if follows and rid is not None:
@@ -346,14 +389,15 @@ class _ObjectPlanner:
                            self.obj.text, tuple(self.hashes))
 
 
-def _plan_one(obj: CalendarObject, knowledge: Knowledge) -> tuple[Decision, int, list[Problem]]:
+def _plan_one(obj: CalendarObject, knowledge: Knowledge,
+              view: _View | Problem | None = None) -> tuple[Decision, int, list[Problem]]:
     """The decision for one object, how many of its occurrences are due, its problems."""
     k = knowledge
-    try:
-        view = _view(obj, k.start, k.end, k.tz, k.location, k.written_plans)
-    except CalendarParseError as exc:
-        problem = Problem(obj.href, exc.uid, str(exc))
-        return problem, 0, [problem]
+    if view is None:
+        view = read_views([obj], start=k.start, end=k.end, tz=k.tz, location=k.location,
+                          written_plans=k.written_plans)[obj.href]
+    if isinstance(view, Problem):
+        return view, 0, [view]
     if view.calendar is None:
         return Skip(obj.href, "no session event in the window"), 0, list(view.problems)
     due = [o for o in view.occurrences if o.start <= k.now]
@@ -374,13 +418,18 @@ def plan_object(obj: CalendarObject, knowledge: Knowledge) -> Decision:
     return _plan_one(obj, knowledge)[0]
 
 
-def plan_sync(objects: Sequence[CalendarObject], knowledge: Knowledge) -> SyncPlan:
-    """One decision per calendar object; nothing is written here."""
+def plan_sync(objects: Sequence[CalendarObject], knowledge: Knowledge,
+              views: Views | None = None) -> SyncPlan:
+    """One decision per calendar object; nothing is written here.
+
+    `views` are `read_views` of the same objects under the same knowledge, when the caller
+    has them already (it read the sessions to attribute usage): each object is parsed once.
+    """
     decisions: list[Decision] = []
     problems: list[Problem] = []
     due = 0
     for obj in objects:
-        decision, count, found = _plan_one(obj, knowledge)
+        decision, count, found = _plan_one(obj, knowledge, (views or {}).get(obj.href))
         decisions.append(decision)
         problems.extend(p for p in found if p not in problems)
         due += count

@@ -157,11 +157,14 @@ def find_or_create_override(
     return result, override_in(result, uid, recurrence_id)
 
 
-def override_in(calendar: Calendar, uid: str, recurrence_id: date | datetime) -> Event:
+def override_in(calendar: Calendar, uid: str, recurrence_id: date | datetime,
+                at: tuple[datetime, datetime] | None = None) -> Event:
     """As `find_or_create_override`, but in `calendar` itself, which it may change.
 
     For a caller that already owns a copy and writes many occurrences into it: copying the
-    object once per occurrence made planning a year-long series quadratic.
+    object once per occurrence made planning a year-long series quadratic. `at`, the
+    occurrence's (start, end) as the caller expanded it, spares expanding the series again
+    when the master's times are aware.
     """
     events = [c for c in calendar.subcomponents if isinstance(c, Event) and _uid(c) == uid]
     key = instant_key(recurrence_id)
@@ -171,7 +174,13 @@ def override_in(calendar: Calendar, uid: str, recurrence_id: date | datetime) ->
     master = next((e for e in events if "RECURRENCE-ID" not in e), None)
     if master is None:
         raise CalendarParseError("no series master to create an override from", uid=uid)
-    occurrence = _instance_of(calendar, master, recurrence_id)
+    start = _time(master, "DTSTART")
+    if at is not None and isinstance(start, datetime) and start.tzinfo is not None:
+        occurrence = Event()
+        occurrence.add("DTSTART", at[0])
+        occurrence.add("DTEND", at[1])
+    else:
+        occurrence = _instance_of(calendar, master, recurrence_id)
     override = _override_from(master, occurrence)
     position = calendar.subcomponents.index(events[-1]) + 1
     calendar.subcomponents.insert(position, override)

@@ -40,11 +40,13 @@ from .errors import ConfigError, LockedError, SyncTokenInvalid
 from .model import Actuals, CalendarObject, GitStats, Occurrence
 from .planner import (
     Knowledge,
+    Views,
     WriteObject,
     may_hold_sessions,
     plan_object,
     plan_sync,
-    read_sessions,
+    read_views,
+    sessions_in,
 )
 
 LOCK_NAME = "sync.lock"
@@ -243,14 +245,14 @@ def _git_stats(due: Sequence[Occurrence], settings: Settings, warnings: list[str
 
 def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mapping[str, str],
                request: SyncRequest, location: str, state: SyncState,
-               warnings: list[str]) -> Knowledge:
+               warnings: list[str]) -> tuple[Knowledge, Views]:
     from .ledger import load_usage
     from .pricing import load_prices
 
     written = state.written_plans()
-    occurrences, _problems = read_sessions(objects, start=request.start, end=request.end,
-                                           tz=request.tz, location=location,
-                                           written_plans=written)
+    views = read_views(objects, start=request.start, end=request.end, tz=request.tz,
+                       location=location, written_plans=written)
+    occurrences, _problems = sessions_in(views)
     due = [o for o in occurrences if o.start <= request.now]
     actuals: dict[OccurrenceKey, Actuals] = {}
     git: dict[OccurrenceKey, GitStats] = {}
@@ -264,8 +266,9 @@ def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mappi
         for models in sorted({m for ms in found.unpriced_models.values() for m in ms}):
             warnings.append(f"no price known for model {models}; its cost is left out")
         git = _git_stats(due, settings, warnings)
-    return Knowledge(request.start, request.end, request.now, request.tz, location,
-                     actuals, git, written, diffs=request.dry_run)
+    knowledge = Knowledge(request.start, request.end, request.now, request.tz, location,
+                          actuals, git, written, diffs=request.dry_run)
+    return knowledge, views
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -287,9 +290,9 @@ def run_sync(settings: Settings, env: Mapping[str, str], request: SyncRequest, *
             state = SyncState(conn, backend.location)
             warnings: list[str] = []
             objects = fetch_objects(backend, state)
-            knowledge = _knowledge(objects, settings, env, request, backend.location, state,
-                                   warnings)
-            plan = plan_sync(objects, knowledge)
+            knowledge, views = _knowledge(objects, settings, env, request, backend.location,
+                                          state, warnings)
+            plan = plan_sync(objects, knowledge, views)
             report = apply(plan, backend, replan=lambda obj: plan_object(obj, knowledge),
                            on_written=state.record_write, dry_run=request.dry_run,
                            policy=policy, sleep=sleep)

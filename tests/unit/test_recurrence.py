@@ -13,6 +13,7 @@ from calsync.errors import CalendarParseError
 from calsync.recurrence import (
     find_or_create_override,
     occurrences_between,
+    override_in,
     parse_calendar,
 )
 
@@ -294,6 +295,24 @@ def test_creating_overrides_never_moves_an_occurrence(name, tz):
     assert shown(calendar) == expected
     overrides = [c for c in calendar.walk("VEVENT") if "RECURRENCE-ID" in c]
     assert len(overrides) == len(series)
+
+
+@pytest.mark.parametrize("name", ["google.ics", "apple-icloud.ics", "outlook.ics",
+                                  "thunderbird.ics"])
+def test_an_override_made_from_known_times_equals_one_made_by_expanding_the_series(name):
+    """The planner passes the occurrence's times it already has; the result is the same."""
+    tz = ZoneInfo("UTC")  # times given in another zone than the series' own
+    start, end = day_window(date(2026, 10, 20), date(2027, 4, 10), tz)  # across DST
+    text = (CLIENTS / name).read_text(encoding="utf-8")
+    expanded, known = parse_calendar(text), parse_calendar(text)
+    series = [o for o in occurrences_between(expanded, start, end, tz) if o.recurrence_id]
+    assert len(series) > 3, "each client file has a recurring series"
+    for occurrence in series:
+        assert occurrence.recurrence_id is not None
+        override_in(expanded, occurrence.uid, occurrence.recurrence_id)
+        override_in(known, occurrence.uid, occurrence.recurrence_id,
+                    at=(occurrence.start, occurrence.end))
+    assert known.to_ical() == expanded.to_ical()
 
 
 def test_an_all_day_override_gets_a_date_recurrence_id():
