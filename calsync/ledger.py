@@ -184,7 +184,7 @@ class Ledger:
         if todo < 2 * PIECE_BYTES:
             return None
         prices = self.prices
-        return cc.start_pool(workers or cc.free_cores(), prices.cost if prices else None)
+        return cc.start_pool(workers or cc.scan_processes(), prices.cost if prices else None)
 
     def _plan(self, found: Sequence[tuple[str, cc.FileStat]]) -> list[_Read]:
         """What to read, file by file; the warm path compares stats and reads nothing."""
