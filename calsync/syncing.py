@@ -185,17 +185,19 @@ def fetch_objects(backend: Backend, state: SyncState) -> list[CalendarObject]:
     read_all: Callable[[], list[CalendarObject]] | None = getattr(backend, "read_all", None)
     if read_all is not None:  # one .ics file: one read is all there is
         return read_all()
-    if not hasattr(backend, "sync_changes"):
+    if not hasattr(backend, "sync_objects"):
         return list(backend.get_many([href for href, _ in backend.list()]))
     cache = state.load()
     changed, deleted, token, complete = _changes(backend, cache.token)
     if complete:  # a full listing: whatever it does not name is gone
-        listed = {href for href, _ in changed}
+        listed = {o.href for o in changed}
         deleted = [href for href in cache.objects if href not in listed]
-    stale = [href for href, etag in changed
-             if etag is None or href not in cache.objects or cache.objects[href][0] != etag]
-    fetched = list(backend.get_many(stale)) if stale else []
-    gone = set(deleted) | (set(stale) - {o.href for o in fetched})
+    stale = [o for o in changed if o.etag is None or o.href not in cache.objects
+             or cache.objects[o.href][0] != o.etag]
+    missing = [o.href for o in stale if not o.text]  # the server sent no calendar-data
+    fetched = [o for o in stale if o.text]
+    fetched += list(backend.get_many(missing)) if missing else []
+    gone = set(deleted) | ({o.href for o in stale} - {o.href for o in fetched})
     state.save_fetch(token, fetched, sorted(gone))
     objects = {href: CalendarObject(href, etag, text or "")
                for href, (etag, text) in cache.objects.items() if href not in gone}
@@ -204,20 +206,24 @@ def fetch_objects(backend: Backend, state: SyncState) -> list[CalendarObject]:
 
 
 def _changes(backend: Backend, token: str | None
-             ) -> tuple[list[tuple[str, str | None]], list[str], str | None, bool]:
-    """(changed (href, etag), deleted hrefs, next token, whether `changed` lists everything)."""
-    sync_changes = backend.sync_changes  # type: ignore[attr-defined]
+             ) -> tuple[list[CalendarObject], list[str], str | None, bool]:
+    """(changed objects, deleted hrefs, next token, whether `changed` lists everything).
+
+    Changed objects carry their text when the server sent it with the changes.
+    """
+    sync_objects = backend.sync_objects  # type: ignore[attr-defined]
     if token is not None:
         try:
-            changed, deleted, new_token = sync_changes(token)
+            changed, deleted, new_token = sync_objects(token)
             return changed, deleted, new_token, False
         except SyncTokenInvalid:
             pass
     try:
-        changed, deleted, new_token = sync_changes(None)
+        changed, deleted, new_token = sync_objects(None)
         return changed, [], new_token, True
     except SyncTokenInvalid:
-        return list(backend.list()), [], None, True
+        listed = [CalendarObject(href, etag, "") for href, etag in backend.list()]
+        return listed, [], None, True
 
 
 # --- usage and git ------------------------------------------------------------------------

@@ -163,6 +163,21 @@ def test_sync_changes_reports_only_what_changed(caldav_backend: CaldavBackend) -
     assert (changed, deleted) == ([], [href_first])
 
 
+def test_sync_objects_brings_the_changed_texts_in_the_same_request(
+        caldav_backend: CaldavBackend, request: pytest.FixtureRequest) -> None:
+    uid = "sync-data@calsync.test"
+    href, etag = caldav_backend.create(single_event(uid), uid=uid)
+    before = caldav_backend.requests
+    objects, deleted, token = caldav_backend.sync_objects(None)
+    assert caldav_backend.requests - before == 1
+    assert [(o.href, o.etag) for o in objects] == [(href, etag)] and deleted == []
+    if "radicale" in request.node.name:
+        assert f"UID:{uid}" in objects[0].text
+    else:  # Xandikos sends no calendar-data in sync-collection: the text is left empty
+        assert objects[0].text == ""
+    assert caldav_backend.sync_objects(token)[:2] == ([], [])
+
+
 def test_a_refused_sync_token_asks_for_a_full_listing(caldav_backend: CaldavBackend) -> None:
     _, _, token = caldav_backend.sync_changes(None)
     with pytest.raises(SyncTokenInvalid):
