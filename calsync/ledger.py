@@ -102,7 +102,7 @@ def _plan_file(row: _FileRow | None, path: str, st: cc.FileStat) -> _Read | None
         return _Read(None, path, st, 0)
     if (row.dev, row.ino, row.size, row.mtime_ns) == st:
         return None
-    if (row.dev, row.ino) != (st.st_dev, st.st_ino) or st.st_size < row.offset:
+    if (row.dev, row.ino) != st[:2] or st[2] < row.offset:
         return _Read(row, path, st, 0)
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -180,7 +180,7 @@ class Ledger:
     def _pool(self, plan: Sequence[_Read], workers: int) -> Any:
         """Scanner processes when there is enough to read, started now: the parent is still
         small, and what a forked child shares with it stays out of its memory."""
-        todo = sum(p.stat.st_size - p.start for p in plan)
+        todo = sum(p.stat[2] - p.start for p in plan)
         if todo < 2 * PIECE_BYTES:
             return None
         prices = self.prices
@@ -401,14 +401,14 @@ class _Writer:
                 file_id = int(self.conn.execute(
                     "INSERT INTO usage_file (scope, path, dev, ino, size, mtime_ns) "
                     "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                    (self.scope, item.path, st.st_dev, st.st_ino, -1, -1)).fetchone()[0])
+                    (self.scope, item.path, st[0], st[1], -1, -1)).fetchone()[0])
             else:
                 file_id = item.row.id
                 if item.start == 0 and item.row.offset > 0:
                     self._forget(file_id)
                     self.report.reread.append(item.path)
             self.ids[file_id] = item
-            pieces = cc.split_ranges(file_id, item.path, item.start, item.stat.st_size,
+            pieces = cc.split_ranges(file_id, item.path, item.start, item.stat[2],
                                      PIECE_BYTES)
             self.expect[file_id] = len(pieces)
             ranges += pieces
@@ -484,7 +484,7 @@ class _Writer:
         facts = last.facts
         resumed = facts.resumed if facts else bool(item.row and item.row.resumed)
         st = item.stat
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, last.end,
+        return (*st, last.end,
                 facts.head if facts else None, facts.tail if facts else None,
                 int(last.open_tail), first, int(resumed), file_id)
 

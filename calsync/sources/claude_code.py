@@ -110,13 +110,8 @@ def log_dirs(env: Mapping[str, str], home: Path, logs: Sequence[Path | str] = ()
     return out
 
 
-class FileStat(NamedTuple):
-    """What the ledger compares to see whether a file changed (a stat_result weighs more)."""
-
-    st_dev: int
-    st_ino: int
-    st_size: int
-    st_mtime_ns: int
+FileStat = tuple[int, int, int, int]   # (device, inode, size, mtime_ns): what the ledger
+                                       # compares (a stat_result weighs more)
 
 
 def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, FileStat]], list[str]]:
@@ -138,8 +133,8 @@ def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, FileStat]
                 if entry.name.endswith(".jsonl"):
                     if entry.is_file():
                         st = entry.stat()
-                        found.append((entry.path, FileStat(st.st_dev, st.st_ino, st.st_size,
-                                                           st.st_mtime_ns)))
+                        found.append((entry.path, (st.st_dev, st.st_ino, st.st_size,
+                                                   st.st_mtime_ns)))
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
             except OSError:
