@@ -32,7 +32,6 @@ the engine after a 412.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -341,7 +340,9 @@ class _ObjectPlanner:
     def __init__(self, obj: CalendarObject, view: _View, knowledge: Knowledge) -> None:
         assert view.calendar is not None
         self.obj, self.view, self.knowledge = obj, view, knowledge
-        self.calendar: Calendar = copy.deepcopy(view.calendar)
+        # written into in place: a view is read for one planning of its object and used up
+        # (copying a year of overrides per object cost as much as parsing it)
+        self.calendar: Calendar = view.calendar
         self.changes: list[Change] = []
         self.hashes: list[tuple[str, str]] = []
 
@@ -424,6 +425,7 @@ def plan_sync(objects: Sequence[CalendarObject], knowledge: Knowledge,
 
     `views` are `read_views` of the same objects under the same knowledge, when the caller
     has them already (it read the sessions to attribute usage): each object is parsed once.
+    Planning writes into the views' calendars: they are used up, give them to one plan only.
     """
     decisions: list[Decision] = []
     problems: list[Problem] = []
