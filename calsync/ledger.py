@@ -190,9 +190,13 @@ class Ledger:
         """What to read, file by file; the warm path compares stats and reads nothing."""
         if not found:
             return []
-        known = {r[0]: r[1:] for r in self.conn.execute(
-            "SELECT path, dev, ino, size, mtime_ns FROM usage_file WHERE scope = ?", (self.scope,))}
-        get = known.get
+        sql = "SELECT path, dev, ino, size, mtime_ns FROM usage_file WHERE scope = ?"
+        if len(found) > 500:
+            cur = self.conn.execute(sql, (self.scope,))
+        else:                           # again under the lock: only the files to read
+            cur = self.conn.execute(f"{sql} AND path IN ({', '.join('?' * len(found))})",
+                                    (self.scope, *(path for path, _ in found)))
+        get = {r[0]: r[1:] for r in cur}.get
         changed = [(path, st) for path, st in found if get(path) != st]
         if not changed:
             return []

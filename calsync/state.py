@@ -20,6 +20,8 @@ usage_problem  malformed lines (path:line) still present in the files
 usage_agg      winners summed per 15-minute bucket, model, session and working directory
 usage_manual   records added with `calsync log`
 
+Migration 3 indexes the ledger's lines by file.
+
 Tables of sync (migration 2; `calsync.syncing` reads and writes them), per calendar
 `location` (the .ics path or the collection URL):
 
@@ -43,6 +45,7 @@ FILENAME = "state.sqlite3"
 USAGE_LINE_INDEXES = {
     "usage_line_mh": "CREATE INDEX usage_line_mh ON usage_line (scope, mh)",
     "usage_line_ts": "CREATE INDEX usage_line_ts ON usage_line (scope, ts)",
+    "usage_line_file": "CREATE INDEX usage_line_file ON usage_line (file)",   # migration 3
 }
 
 MIGRATIONS: tuple[str, ...] = (
@@ -84,7 +87,8 @@ MIGRATIONS: tuple[str, ...] = (
         mh INTEGER,
         win INTEGER NOT NULL DEFAULT 1
     );
-    """ + ";\n".join(USAGE_LINE_INDEXES.values()) + """;
+    CREATE INDEX usage_line_mh ON usage_line (scope, mh);
+    CREATE INDEX usage_line_ts ON usage_line (scope, ts);
     CREATE TABLE usage_problem (
         file INTEGER NOT NULL,
         off INTEGER NOT NULL,
@@ -137,6 +141,10 @@ MIGRATIONS: tuple[str, ...] = (
         plan_hash TEXT NOT NULL,
         PRIMARY KEY (location, href, recurrence_id)
     );
+    """,
+    # 3: the lines of one file found without reading them all (a file re-read or grown)
+    """
+    CREATE INDEX IF NOT EXISTS usage_line_file ON usage_line (file);
     """,
 )
 
