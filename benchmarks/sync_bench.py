@@ -1,34 +1,36 @@
 """The sync benchmark (issue 4 §8): `calsync sync` against a Radicale calendar of 5,000 events.
 
-    python benchmarks/sync_bench.py                      # 20 series + 4,980 other events
-    python benchmarks/sync_bench.py --series 20,100,500  # how the cost grows
-    python benchmarks/sync_bench.py --profile            # and where calsync's time goes
+    python benchmarks/sync_bench.py                                # 20 series + 4,980 others
+    python benchmarks/sync_bench.py --series 100,500 --repeat 1    # how the cost grows
+    python benchmarks/sync_bench.py --repeat 1 --profile           # where calsync's time goes
+    python benchmarks/sync_bench.py --at HEAD                      # calsync as committed
 
 What it does, all on this machine, nothing left running afterwards:
 
-1. Starts Radicale (`python -m radicale`, a subprocess, so its CPU is not ours) on a free
-   loopback port with temporary storage under `benchmarks/.work/`, and basic auth.
-2. Populates one calendar, once (not timed): N weekly session series over a year made by
+1. Starts Radicale (`python -m radicale`, a process of its own, so its CPU is not ours) on
+   a free loopback port, with basic auth and its storage under `benchmarks/.work/`.
+2. Stores one calendar, once (not timed): N weekly session series over a year made by
    calsync's own template generator (`calsync.weekly`, 5 sessions a week per project, from
    26 weeks ago to 26 weeks ahead), and the other events of a person's ordinary calendar
    (`--others`, default 4,980: singles, all-day, recurring with EXDATE and moved
    occurrences, meetings with attendees and alarms, from four calendar apps, over 5 years),
-   each PUT as its own calendar object. Every measured round then works on fresh copies of
-   that collection (Radicale's own stored bytes and caches, copied on disk).
+   one calendar object each, through Radicale's own storage code (see `populate`). Every
+   round then works on fresh on-disk copies of that collection.
 3. Writes a matching Claude Code usage corpus (`tests/logcorpus.py`): one session in 90 % of
    the session occurrences that have ended (the rest are missed), in the project's directory.
-4. Measures the real CLI (`calsync sync --calendar URL --username ... --from --to --json`,
+4. Runs the real CLI (`calsync sync --calendar URL --username ... --from --to --json`,
    start-up included) with its own state dir: (1) the first sync, (2) an idle re-sync,
-   (3) a sync after new usage in 10 occurrences of 10 different series. The sync window is
-   the whole year of the series, so the first sync writes every series.
+   (3) a sync after new usage in 10 occurrences of 10 different series, (4) the synced
+   calendar again from an empty state dir (a new machine). The sync window is the whole
+   year of the series, so the first sync writes every series.
 5. The peer, on its own copy of the same calendar in the same round: a script using the
    caldav library (a process of its own, timed the same way) that sends one calendar-query
    REPORT fetching the calendar, then one conditional PUT per object calsync changed, with
    the texts calsync wrote. Done after (1) and after (3).
 
-HTTP requests are counted from Radicale's log (every request, 401 round trips included).
-Times are the median of `--repeat` rounds. Prints a Markdown table; `--json FILE` keeps
-the raw figures.
+HTTP requests are counted from Radicale's log (every request, 401 round trips included);
+CPU time is the process's own (user + system). Times are the median of `--repeat` rounds.
+Prints a Markdown table and the targets met or missed; `--json FILE` keeps every figure.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -329,8 +332,10 @@ class Radicale:
         return f"{self.url}{USER}/{name}/"
 
 
-def radicale_config(work: Path, auth_delay: float) -> Radicale:
-    """Radicale's config for a free loopback port, storage under `work`, basic auth."""
+def radicale_config(work: Path, auth_delay: float, report_limit: int | None = None
+                    ) -> Radicale:
+    """Radicale's config for a free loopback port, storage under `work`, basic auth;
+    `report_limit` raises `[reporting] max_expand_occurrence` (10,000 VEVENTs per REPORT)."""
     users, config, port = work / "users", work / "radicale.conf", free_port()
     users.write_text(f"{USER}:{PASSWORD}\n")
     config.write_text(
@@ -339,7 +344,8 @@ def radicale_config(work: Path, auth_delay: float) -> Radicale:
         f"htpasswd_encryption = plain\ndelay = {auth_delay}\n"
         "[rights]\ntype = owner_only\n"
         f"[storage]\nfilesystem_folder = {work / 'storage'}\n"
-        "[logging]\nlevel = info\n")
+        "[logging]\nlevel = info\n"
+        + (f"[reporting]\nmax_expand_occurrence = {report_limit}\n" if report_limit else ""))
     return Radicale(f"http://{HOST}:{port}/", config, work / "storage", work / "radicale.log")
 
 
@@ -481,6 +487,7 @@ class Run:
     requests: Requests
     output: dict[str, Any]
     exit_code: int = 0
+    cpu_seconds: float = 0.0  # user + system time of the process
 
     def counts(self) -> str:
         """calsync's own account (--json): occurrences, updated, failed."""
@@ -490,21 +497,31 @@ class Run:
             f", exit {self.exit_code}" if self.exit_code else "")
 
 
-def timed(command: Sequence[str], env: dict[str, str], log: RequestLog) -> Run:
+def timed(command: Sequence[str], env: dict[str, str], log: RequestLog, *,
+          may_fail: bool = False) -> Run:
+    """Run `command` to its end: wall time, CPU time and memory of the process, the requests
+    Radicale saw meanwhile, its JSON output. Exit code 1 is kept only when `may_fail`."""
     mark = log.mark()
-    began = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - began
-    if done.returncode not in (0, 1):  # 1: some objects failed, which the table shows
-        raise RuntimeError(f"{' '.join(command[:3])}... exited {done.returncode}:\n"
-                           f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        began = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+        _pid, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - began
+        process.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if code != 0 and not (may_fail and code == 1):
+        raise RuntimeError(f"{' '.join(command[:3])}... exited {code}:\n"
+                           f"{stdout[-2000:]}\n{stderr[-4000:]}")
     try:
-        output = json.loads(done.stdout) if done.stdout.strip() else {}
+        output = json.loads(stdout) if stdout.strip() else {}
     except json.JSONDecodeError:
-        output = {"stdout": done.stdout[-2000:]}
-    if done.returncode:
-        output["stderr"] = done.stderr[-2000:]
-    return Run(seconds, log.since(mark), output, done.returncode)
+        output = {"stdout": stdout[-2000:]}
+    if code:
+        output["stderr"] = stderr[-2000:]
+    return Run(seconds, log.since(mark), output, code,
+               round(usage.ru_utime + usage.ru_stime, 3))
 
 
 _FROM_SOURCE = """import sys
@@ -570,6 +587,7 @@ class Round:
     peer_new: Run
     first_written: int
     new_written: int
+    fresh_state: Run | None = None  # the synced calendar again, from an empty state dir
 
 
 @dataclass
@@ -604,7 +622,7 @@ def measure_size(args: argparse.Namespace, series_count: int, work: Path) -> Siz
     records = write_sessions(logs, corpus_plan(series, now, args.seed), args.seed)
     megabytes = sum(p.stat().st_size for p in logs.rglob("*.jsonl")) / 1e6
     size = Size(series_count, args.others, records, round(megabytes, 1), window)
-    server = radicale_config(work, args.auth_delay)
+    server = radicale_config(work, args.auth_delay, args.report_limit)
     began = time.perf_counter()
     populate(server.config, "pristine", sessions + other_objects(args.others, args.seed, today))
     print(f"## {series_count} series + {args.others} other events, stored in "
@@ -648,7 +666,7 @@ class Trial:
         command = [*calsync_command(profile, self.source, self.work), "sync", "--calendar",
                    self.server.calendar_url(calendar), "--username", USER,
                    "--from", self.window[0], "--to", self.window[1], "--json"]
-        return timed(command, env, self.log)
+        return timed(command, env, self.log, may_fail=True)  # 1: some objects failed
 
     def peer(self, calendar: str, texts: dict[str, str]) -> Run:
         spec = self.work / "peer.json"
@@ -656,7 +674,7 @@ class Trial:
                                     "calendar": self.server.calendar_url(calendar),
                                     "texts": texts}))
         return timed([sys.executable, str(Path(__file__).resolve()), PEER_MODE, str(spec)],
-                     dict(os.environ), self.log)
+                     dict(os.environ), self.log, may_fail=True)
 
     def run(self, series: Sequence[SessionSeries], logs: Path, now: datetime) -> Round:
         ours, theirs = f"calsync-{self.work.name}", f"peer-{self.work.name}"
@@ -675,20 +693,28 @@ class Trial:
             new_usage = self.calsync(ours, env, "3-new-usage")
             rewritten = changed_texts(self.client, ours, before)
             peer_new = self.peer(theirs, rewritten)
+            fresh = self.calsync(ours, sync_env(self.work, self.work / "state-2", [logs, extra]),
+                                 "4-fresh-state")
         finally:
             for name in (ours, theirs):
                 shutil.rmtree(self.server.collection_dir(name), ignore_errors=True)
-        return Round(first, peer_first, idle, new_usage, peer_new, len(written), len(rewritten))
+        return Round(first, peer_first, idle, new_usage, peer_new, len(written), len(rewritten),
+                     fresh)
+
+
+def _one(label: str, run: Run) -> str:
+    own = f" [{run.counts()}]" if "occurrences" in run.output or run.exit_code else ""
+    return (f"{label} {run.seconds:.2f} s (cpu {run.cpu_seconds:.1f} s) "
+            f"{run.requests.describe()}{own}")
 
 
 def summary(r: Round) -> str:
-    return (f"first {r.first.seconds:.2f} s {r.first.requests.describe()} "
-            f"[{r.first.counts()}], {r.first_written} objects changed; "
-            f"peer {r.peer_first.seconds:.2f} s {r.peer_first.requests.describe()}; "
-            f"idle {r.idle.seconds:.2f} s {r.idle.requests.describe()} [{r.idle.counts()}]; "
-            f"10 new {r.new_usage.seconds:.2f} s {r.new_usage.requests.describe()} "
-            f"[{r.new_usage.counts()}], {r.new_written} objects changed; "
-            f"peer {r.peer_new.seconds:.2f} s {r.peer_new.requests.describe()}")
+    return "; ".join([
+        _one("first", r.first) + f", {r.first_written} objects changed",
+        _one("peer", r.peer_first), _one("idle", r.idle),
+        _one("10 new", r.new_usage) + f", {r.new_written} objects changed",
+        _one("peer", r.peer_new),
+        *([_one("fresh state", r.fresh_state)] if r.fresh_state else [])])
 
 
 def top_functions(path: Path) -> str:
@@ -716,6 +742,22 @@ def _median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
+def _time(runs: Sequence[Run]) -> str:
+    """Median wall time and median CPU time of the runs that succeeded."""
+    good = [r for r in runs if r.exit_code == 0]
+    if not good:
+        return "failed"
+    text = (f"{_median([r.seconds for r in good]):.2f} s "
+            f"(cpu {_median([r.cpu_seconds for r in good]):.1f})")
+    return text if len(good) == len(runs) else f"{text}, {len(runs) - len(good)} failed"
+
+
+def _ratio(ours: Sequence[Run], theirs: Sequence[Run]) -> float | None:
+    a = [r.seconds for r in ours if r.exit_code == 0]
+    b = [r.seconds for r in theirs if r.exit_code == 0]
+    return _median(a) / _median(b) if a and b else None
+
+
 def _requests(runs: Sequence[Run]) -> str:
     """Request counts of the runs: one figure when all rounds agree."""
     described = {r.requests.describe() for r in runs}
@@ -729,43 +771,95 @@ def table(sizes: Sequence[Size]) -> str:
         "|---:|---:|---:|---|---:|---|---:|---:|---|---:|---|",
     ]
     for s in sizes:
-        first = _median([r.first.seconds for r in s.rounds])
-        theirs = _median([r.peer_first.seconds for r in s.rounds])
+        firsts, peers = [r.first for r in s.rounds], [r.peer_first for r in s.rounds]
+        ratio = _ratio(firsts, peers)
+        idle, new = [r.idle for r in s.rounds], [r.new_usage for r in s.rounds]
         rows.append(
-            f"| {s.series} | {s.series + s.others} | {first:.2f} s "
-            f"| {_requests([r.first for r in s.rounds])} | {theirs:.2f} s "
-            f"| {_requests([r.peer_first for r in s.rounds])} | {first / theirs:.2f}x "
-            f"| {_median([r.idle.seconds for r in s.rounds]):.2f} s "
-            f"| {_requests([r.idle for r in s.rounds])} "
-            f"| {_median([r.new_usage.seconds for r in s.rounds]):.2f} s "
-            f"| {_requests([r.new_usage for r in s.rounds])} |")
+            f"| {s.series} | {s.series + s.others} | {_time(firsts)} | {_requests(firsts)} "
+            f"| {_time(peers)} | {_requests(peers)} "
+            f"| {'n/a' if ratio is None else f'{ratio:.2f}x'} "
+            f"| {_time(idle)} | {_requests(idle)} | {_time(new)} | {_requests(new)} |")
     return "\n".join(rows)
+
+
+def _failures(size: Size) -> list[str]:
+    out = []
+    for index, r in enumerate(size.rounds, 1):
+        for label, run in (("first sync", r.first), ("peer", r.peer_first),
+                           ("idle re-sync", r.idle), ("10 new", r.new_usage),
+                           ("peer after 10 new", r.peer_new),
+                           ("sync from a fresh state dir", r.fresh_state)):
+            if run is None:
+                continue
+            if run.exit_code or run.output.get("failed"):
+                why = (run.output.get("stderr") or "").strip().splitlines()[-1:] or ["?"]
+                out.append(f"- {size.series} series, round {index}: {label} FAILED "
+                           f"(exit {run.exit_code}, requests {run.requests.describe()}, "
+                           f"HTTP statuses {run.requests.statuses}): {why[0][:200]}")
+    return out
+
+
+def _fresh(size: Size) -> list[str]:
+    runs = [r.fresh_state for r in size.rounds if r.fresh_state is not None]
+    if not runs:
+        return []
+    return [f"- {size.series} series: the synced calendar from an empty state dir (a new "
+            f"machine): {_time(runs)}, {_requests(runs)}"]
 
 
 def verdicts(sizes: Sequence[Size]) -> list[str]:
     """The targets of issue 4 §8, met or missed, with the numbers."""
     out = []
     for s in sizes:
-        first = _median([r.first.seconds for r in s.rounds])
-        theirs = _median([r.peer_first.seconds for r in s.rounds])
+        ratio = _ratio([r.first for r in s.rounds], [r.peer_first for r in s.rounds])
+        new_ratio = _ratio([r.new_usage for r in s.rounds], [r.peer_new for r in s.rounds])
         idle = max(r.idle.requests.total for r in s.rounds)
         puts = {r.new_usage.requests.methods.get("PUT", 0) for r in s.rounds}
         other = max(r.new_usage.requests.total - r.new_usage.requests.methods.get("PUT", 0)
                     for r in s.rounds)
-        new = _median([r.new_usage.seconds for r in s.rounds])
-        new_peer = _median([r.peer_new.seconds for r in s.rounds])
         out += [
-            f"- {s.series} series: first sync {first / theirs:.2f}x the caldav peer "
-            f"(target 1.5x): {'met' if first <= 1.5 * theirs else 'MISSED'}",
-            f"- {s.series} series: 10 new {new:.2f} s, {new / new_peer:.2f}x the caldav peer "
-            f"doing the same 10 PUTs after one calendar-query ({new_peer:.2f} s)",
+            f"- {s.series} series: first sync {ratio:.2f}x the caldav peer (target 1.5x): "
+            f"{'met' if ratio <= 1.5 else 'MISSED'}" if ratio is not None else
+            f"- {s.series} series: first sync vs the caldav peer: no ratio (a run failed)",
+            f"- {s.series} series: 10 new {new_ratio:.2f}x the caldav peer doing the same "
+            "10 PUTs after one calendar-query" if new_ratio is not None else
+            f"- {s.series} series: 10 new vs the caldav peer: no ratio (a run failed)",
             f"- {s.series} series: idle re-sync {idle} requests (target at most 2): "
             f"{'met' if idle <= 2 else 'MISSED'}",
             f"- {s.series} series: 10 new: PUTs {sorted(puts)}, {other} other requests "
             f"(target 10 and at most 3): "
             f"{'met' if puts == {NEW_USAGE_OCCURRENCES} and other <= 3 else 'MISSED'}",
+            *_fresh(s),
+            *_failures(s),
         ]
     return out
+
+
+def export(rev: str) -> Path:
+    """calsync as committed at `rev`, in a directory of its own (git archive)."""
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    target = WORK / f"calsync-{commit}"
+    if not (target / "calsync").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "calsync"],
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    (target / "REVISION").write_text(commit)
+    return target
+
+
+def describe(source: Path | None) -> str:
+    """Which calsync ran: the exported revision, or the working tree's HEAD and its state."""
+    if source is not None and (source / "REVISION").is_file():
+        return f"at {(source / 'REVISION').read_text()}"
+    if source is not None:
+        return f"from {source}"
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "calsync"],
+                           capture_output=True, text=True, check=False).stdout.strip()
+    return f"at {head}" + (" with uncommitted changes in calsync/" if dirty else "")
 
 
 def machine() -> str:
@@ -786,26 +880,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--auth-delay", type=float, default=0.0,
                         help="Radicale's [auth] delay in seconds (0 here; Radicale's own "
                         "default is 1, a random 0.5-1.5 s on every 401)")
+    parser.add_argument("--report-limit", type=int, metavar="N",
+                        help="Radicale's [reporting] max_expand_occurrence: the VEVENTs one "
+                        "REPORT may return (Radicale's default: 10000)")
     parser.add_argument("--profile", action="store_true",
                         help="then one more round with calsync under cProfile; print the top")
     parser.add_argument("--source", type=Path, metavar="DIR",
                         help="run calsync from this source tree (to measure a change)")
+    parser.add_argument("--at", metavar="REV",
+                        help="run calsync as committed at this git revision (exported with "
+                        "git archive), so that edits made meanwhile do not mix into the run")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     before = machine()
+    if args.at:
+        args.source = export(args.at)
+    version = describe(args.source)
     sizes = []
     for count in (int(x) for x in args.series.split(",")):
-        work = WORK / f"sync-{count}-{os.getpid()}"
-        work.mkdir(parents=True)
+        WORK.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"sync{count}.", dir=WORK))
         try:
             sizes.append(measure_size(args, count, work))
         finally:
             if not args.keep:
                 shutil.rmtree(work, ignore_errors=True)
-    print(f"\nStarted {before}; finished with load average "
+    print(f"\ncalsync {version}. Started {before}; finished with load average "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}. Median of {args.repeat} "
-          f"round(s); requests as counted in Radicale's log.\n")
+          f"round(s); wall time (and CPU time of that process, s); requests as counted in "
+          "Radicale's log.\n")
     print(table(sizes))
     print("\n" + "\n".join(verdicts(sizes)))
     for s in sizes:
