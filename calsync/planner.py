@@ -149,8 +149,15 @@ def format_recurrence_id(value: date | datetime | None) -> str | None:
 
 
 def may_hold_sessions(text: str) -> bool:
-    """False when the text cannot hold a session event (so it need not even be parsed)."""
-    return bool(_MAY_BE_SESSION.search(_FOLD.sub("", text)))
+    """False when the text cannot hold a session event (so it need not even be parsed).
+
+    Unfolding is only needed when the words are not there as written; most texts of a
+    large calendar are ordinary events, and this runs on every one of them.
+    """
+    if _MAY_BE_SESSION.search(text):
+        return True
+    folded = "\n " in text or "\n\t" in text
+    return folded and bool(_MAY_BE_SESSION.search(_FOLD.sub("", text)))
 
 
 def _is_volatile(name: str) -> bool:

@@ -20,6 +20,7 @@ from calsync.planner import (
     SyncPlan,
     WriteObject,
     format_recurrence_id,
+    may_hold_sessions,
     plan_hash,
     plan_object,
     plan_sync,
@@ -150,6 +151,16 @@ def test_events_that_are_not_sessions_are_never_written():
     result = plan([birthday, ics(event("s", *PLAN))])
     assert [type(d) for d in result.decisions] == [Skip, WriteObject]
     assert result.decisions[0].href == "obj-0.ics"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("X-CLAUDE-PROJECT:calsync\r\n", True, id="property"),
+    pytest.param("DESCRIPTION:TOKEN BUD\r\n GET:\\nTotal: 1k\r\n", True, id="folded-plan"),
+    pytest.param("SUMMARY:Dentist and a very\r\n  long line\r\n", False, id="folded-other"),
+    pytest.param("SUMMARY:Dentist\r\n", False, id="other"),
+])
+def test_only_texts_that_may_hold_a_session_are_parsed(text, expected):
+    assert may_hold_sessions(text) is expected
 
 
 def test_a_person_s_properties_and_description_are_kept():
