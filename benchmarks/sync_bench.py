@@ -693,8 +693,12 @@ class Trial:
             new_usage = self.calsync(ours, env, "3-new-usage")
             rewritten = changed_texts(self.client, ours, before)
             peer_new = self.peer(theirs, rewritten)
+            before = etags(self.client, ours)
+            texts = {n: self.client.get(f"/{USER}/{ours}/{quote(n)}").text for n in rewritten}
             fresh = self.calsync(ours, sync_env(self.work, self.work / "state-2", [logs, extra]),
                                  "4-fresh-state")
+            keep_diffs(self.work / "fresh-state-diffs", written | texts,
+                       changed_texts(self.client, ours, before))
         finally:
             for name in (ours, theirs):
                 shutil.rmtree(self.server.collection_dir(name), ignore_errors=True)
@@ -706,6 +710,19 @@ def _one(label: str, run: Run) -> str:
     own = f" [{run.counts()}]" if "occurrences" in run.output or run.exit_code else ""
     return (f"{label} {run.seconds:.2f} s (cpu {run.cpu_seconds:.1f} s) "
             f"{run.requests.describe()}{own}")
+
+
+def keep_diffs(folder: Path, old: dict[str, str], new: dict[str, str]) -> None:
+    """Unified diffs of objects a run changed, for a person to read (kept with --keep)."""
+    import difflib
+
+    folder.mkdir(exist_ok=True)
+    for name, text in new.items():
+        diff = difflib.unified_diff(old.get(name, "").splitlines(), text.splitlines(),
+                                    "before", "after", lineterm="")
+        (folder / f"{name}.diff").write_text("\n".join(diff) + "\n")
+        (folder / f"{name}.before").write_text(old.get(name, ""))
+        (folder / f"{name}.after").write_text(text)
 
 
 def summary(r: Round) -> str:
