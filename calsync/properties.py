@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from icalendar import vDatetime, vText
-from icalendar.parser import split_on_unescaped_comma, unescape_backslash
+from icalendar.parser import unescape_backslash
 
 from .model import Status
 
@@ -97,11 +97,16 @@ def format_text(value: str) -> str:
 
 
 def parse_ids(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in split_on_unescaped_comma(raw) if part.strip())
+    """Session ids separated by commas, escaped (as calsync writes them) or not."""
+    return tuple(part.strip() for part in parse_text(raw).split(",") if part.strip())
 
 
 def format_ids(ids: tuple[str, ...]) -> str:
-    return ",".join(format_text(i) for i in ids)
+    """One TEXT value whose commas are escaped (RFC 5545 3.3.11).
+
+    A bare comma makes a list of values, and Radicale keeps only the first of them.
+    """
+    return "\\,".join(format_text(i) for i in ids)
 
 
 def parse_status(raw: str) -> Status:

@@ -9,6 +9,7 @@ transcript files. The clock is passed in (NOW).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -279,6 +280,17 @@ def test_new_usage_updates_only_its_occurrence(place: Place):
     assert after["weekly-impl"] == before["weekly-impl"]
     if place.kind != "ics":
         assert result.requests is not None and result.requests <= 2 + 1 + 1  # sync, PUT(s)
+
+
+def test_a_sync_that_lost_its_state_finds_nothing_to_write(place: Place):
+    """What the server stores reads back as written: two session ids in one occurrence too."""
+    write_logs(place.logs, [(datetime(2026, 11, 12, 15, 0, tzinfo=BERLIN), 10_000)], "s2")
+    place.sync()
+    stored = events_of(place.objects()["planning"])[None]["X-CLAUDE-SESSION-IDS"]
+    assert "s1" in str(stored) and "s2" in str(stored)
+    shutil.rmtree(place.env["CALSYNC_STATE_DIR"])
+    again = place.sync(now=NOW + timedelta(minutes=15))
+    assert (again.report.updated, again.report.failed) == (0, ())
 
 
 def test_dry_run_reports_the_plan_and_writes_nothing(place: Place):

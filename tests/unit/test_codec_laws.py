@@ -41,6 +41,8 @@ count = st.integers(0, 10**9)
 usd = st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False, allow_infinity=False)
 utc = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
                    timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0))
+# session ids are UUIDs: never a comma, the separator
+session_id = line.filter(lambda s: "," not in s)
 
 
 @st.composite
@@ -70,7 +72,7 @@ actuals = st.builds(
                                      allow_nan=False, allow_infinity=False),
     budget_used_percent=st.none() | st.integers(0, 1000), status=st.sampled_from(Status),
     actual_start=st.none() | utc, actual_end=st.none() | utc,
-    session_ids=st.lists(line, max_size=3).map(tuple),
+    session_ids=st.lists(session_id, max_size=3).map(tuple),
     git=st.none() | st.builds(GitStats, commits=count, files_changed=count,
                               lines_added=count, lines_removed=count),
     synced_at=st.none() | utc,
@@ -78,7 +80,7 @@ actuals = st.builds(
 
 VALUES: dict[str, st.SearchStrategy[Any]] = {
     "text": line, "integer": count, "decimal": usd, "status": st.sampled_from(Status),
-    "UTC date-time": utc, "comma-separated text": st.lists(line, min_size=1).map(tuple),
+    "UTC date-time": utc, "comma-separated text": st.lists(session_id, min_size=1).map(tuple),
     "decimal, 4 places": st.decimals(min_value=0, max_value=10**6, places=4,
                                      allow_nan=False, allow_infinity=False),
 }

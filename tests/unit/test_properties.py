@@ -87,7 +87,7 @@ def test_names_are_unique_and_prefixed() -> None:
     ("name", "value", "ical"),
     [
         pytest.param("X-CLAUDE-PROJECT", "a, b; c\nd", "a\\, b\\; c\\nd", id="text-escaped"),
-        pytest.param("X-CLAUDE-SESSION-IDS", ("s-1", "s-2"), "s-1,s-2", id="ids-comma-list"),
+        pytest.param("X-CLAUDE-SESSION-IDS", ("s-1", "s-2"), "s-1\\,s-2", id="ids-commas-escaped"),
         pytest.param("X-CLAUDE-ACTUAL-COST-USD", Decimal("1.42"), "1.4200", id="cost-4-places"),
         pytest.param("X-CLAUDE-ACTUAL-COST-USD", Decimal("0.123456"), "0.1235",
                      id="cost-rounded"),
