@@ -52,6 +52,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -689,7 +690,8 @@ class Trial:
             peer_first = self.peer(theirs, written)
             idle = self.calsync(ours, env, "2-idle")
             before = etags(self.client, ours)
-            write_sessions(extra, new_usage_plan(series, now), seed=hash(self.work.name))
+            seed = zlib.crc32(self.work.name.encode())
+            write_sessions(extra, new_usage_plan(series, now), seed=seed)
             new_usage = self.calsync(ours, env, "3-new-usage")
             rewritten = changed_texts(self.client, ours, before)
             peer_new = self.peer(theirs, rewritten)
