@@ -36,7 +36,7 @@ from .attribution import OccurrenceKey, attribute, key_of
 from .backends import Backend, open_backend
 from .config import Settings, default_state_dir
 from .engine import RetryPolicy, SyncReport, apply
-from .errors import ConfigError, LockedError, SyncTokenInvalid
+from .errors import ConfigError, LockedError, ServerError, SyncTokenInvalid
 from .model import Actuals, CalendarObject, GitStats, Occurrence
 from .planner import (
     Knowledge,
@@ -209,21 +209,32 @@ def _changes(backend: Backend, token: str | None
              ) -> tuple[list[CalendarObject], list[str], str | None, bool]:
     """(changed objects, deleted hrefs, next token, whether `changed` lists everything).
 
-    Changed objects carry their text when the server sent it with the changes.
+    With a token, only what changed is listed, without texts: most of it is calsync's own
+    writes, whose etags the state already knows. Without one (a first run), the texts come
+    in the same request; a server that refuses so large a REPORT (Radicale answers 400 past
+    its `max_expand_occurrence`) is asked for the listing alone, and the texts follow in
+    batched multigets.
     """
-    sync_objects = backend.sync_objects  # type: ignore[attr-defined]
     if token is not None:
         try:
-            changed, deleted, new_token = sync_objects(token)
-            return changed, deleted, new_token, False
+            changed, deleted, new_token = backend.sync_changes(token)  # type: ignore[attr-defined]
+            return [CalendarObject(h, e, "") for h, e in changed], deleted, new_token, False
         except SyncTokenInvalid:
             pass
     try:
-        changed, deleted, new_token = sync_objects(None)
-        return changed, [], new_token, True
+        objects, _deleted, new_token = backend.sync_objects(None)  # type: ignore[attr-defined]
+        return objects, [], new_token, True
     except SyncTokenInvalid:
-        listed = [CalendarObject(href, etag, "") for href, etag in backend.list()]
-        return listed, [], None, True
+        pass
+    except ServerError as exc:
+        if exc.status != 400:
+            raise
+        try:
+            changed, _deleted, new_token = backend.sync_changes(None)  # type: ignore[attr-defined]
+            return [CalendarObject(h, e, "") for h, e in changed], [], new_token, True
+        except SyncTokenInvalid:
+            pass
+    return [CalendarObject(h, e, "") for h, e in backend.list()], [], None, True
 
 
 # --- usage and git ------------------------------------------------------------------------

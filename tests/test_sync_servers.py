@@ -370,6 +370,19 @@ def test_server_faults_are_retried_and_a_lasting_one_fails_only_its_object(proxi
     assert again.exit_code == 0
 
 
+def test_a_server_refusing_one_big_first_read_is_read_in_parts(proxied):
+    """Radicale answers 400 to a REPORT past 10,000 VEVENTs: list first, then multigets."""
+    place, proxy = proxied
+    proxy.fail(status=400, times=1, method="REPORT")
+    report = place.sync().report
+    assert (report.updated, report.failed, report.exit_code) == (5, (), 0)
+    assert next(s.status for s in proxy.seen if s.method == "REPORT") == 400
+    assert status(place.objects()["planning"]) == "completed"
+    idle = place.sync(now=NOW + timedelta(minutes=15))  # the sync token was kept
+    assert idle.report.updated == 0
+    assert idle.requests is not None and idle.requests <= 2
+
+
 def test_a_server_asking_to_slow_down_is_given_the_pause_it_asks_for(proxied):
     place, proxy = proxied
     hrefs = {uid: o.href.rsplit("/", 1)[1] for uid, o in place.objects().items()}

@@ -22,6 +22,7 @@ from aiohttp import web
 from icalendar import Calendar
 
 from calsync.backends import Backend, open_backend
+from calsync.backends import caldav as caldav_module
 from calsync.backends.caldav import CaldavBackend, name_for_uid
 from calsync.config import Settings, parse_config
 from calsync.errors import (
@@ -161,6 +162,17 @@ def test_sync_changes_reports_only_what_changed(caldav_backend: CaldavBackend) -
     caldav_backend._send("DELETE", href_first, "", {})
     changed, deleted, _ = caldav_backend.sync_changes(token)
     assert (changed, deleted) == ([], [href_first])
+
+
+def test_many_objects_are_read_in_batches(caldav_backend: CaldavBackend,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(caldav_module, "MULTIGET_BATCH", 2)
+    hrefs = [caldav_backend.create(single_event(f"batch-{n}@calsync.test"),
+                                   uid=f"batch-{n}")[0] for n in range(5)]
+    before = caldav_backend.requests
+    objects = caldav_backend.get_many(reversed(hrefs))
+    assert [o.href for o in objects] == hrefs[::-1]
+    assert caldav_backend.requests - before == 3  # 2 + 2 + 1
 
 
 def test_sync_objects_brings_the_changed_texts_in_the_same_request(
