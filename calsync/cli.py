@@ -70,6 +70,16 @@ def calendar_options(f: F) -> F:
                         )(f)
 
 
+def days_options(*, first: str, last: str) -> Callable[[F], F]:
+    """--from and --to, days with the last one included; the defaults named in the help."""
+    def decorate(f: F) -> F:
+        f = click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]),
+                         help=f"Last day, YYYY-MM-DD, included (default: {last}).")(f)
+        return click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]),
+                            help=f"First day, YYYY-MM-DD (default: {first}).")(f)
+    return decorate
+
+
 def tz_option(default: str) -> Callable[[F], F]:
     return click.option("--tz", "zone_name", metavar="ZONE",
                         help=f"IANA time zone for days{default}.")
@@ -179,10 +189,7 @@ def template(ctx: Context, preset: str | None, schedule_path: Path | None, proje
 
 @cli.command()
 @calendar_options
-@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]),
-              help="First day, YYYY-MM-DD (default: today).")
-@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]),
-              help="Last day, YYYY-MM-DD, included (default: six days after --from).")
+@days_options(first="today", last="six days after --from")
 @tz_option(", display, all-day and floating events (default: the local zone)")
 @json_option
 @pass_ctx
@@ -399,10 +406,7 @@ def schedule(ctx: Context, kind: str | None) -> None:
 
 @cli.command("sync")
 @calendar_options
-@click.option("--from", "first", type=click.DateTime(["%Y-%m-%d"]),
-              help="First day, YYYY-MM-DD (default: sync.window_days ago, 14).")
-@click.option("--to", "last", type=click.DateTime(["%Y-%m-%d"]),
-              help="Last day, YYYY-MM-DD, included (default: now).")
+@days_options(first="sync.window_days ago, 14", last="now")
 @tz_option(", all-day and floating events (default: usage.timezone, else the local zone)")
 @logs_option
 @click.option("--dry-run", is_flag=True, help="Print what would change, as a diff per "
