@@ -16,7 +16,6 @@ from the keyring (service `calsync`), `password_command`, or `CALSYNC_PASSWORD`.
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -322,13 +321,12 @@ def refuse_overwrite(path: Path, *, force: bool) -> None:
 
 def write_config(path: Path, text: str, *, force: bool) -> None:
     """Write a config file atomically (owner-only); an existing one only with `force`."""
+    from .files import write_atomic
+
     refuse_overwrite(path, force=force)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.chmod(0o600)
-        os.replace(temporary, path)
+        write_atomic(path, text.encode("utf-8"), mode=0o600)
     except OSError as exc:
         raise ConfigError(f"cannot write: {exc.strerror}", path=str(path)) from None
 

@@ -23,7 +23,6 @@ Tables (migration 2 in `state.py`): `sync_collection` (the sync token per calend
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
 import time as clock
@@ -37,6 +36,7 @@ from .backends import Backend, open_backend
 from .config import Settings, default_state_dir
 from .engine import RetryPolicy, SyncReport, apply
 from .errors import ConfigError, LockedError, ServerError, SyncTokenInvalid
+from .files import try_lock
 from .model import Actuals, CalendarObject, GitStats, Occurrence
 from .planner import (
     Knowledge,
@@ -100,15 +100,13 @@ class _Cache:
 
 @contextlib.contextmanager
 def run_lock(state_dir: Path) -> Iterator[None]:
-    """Hold `sync.lock` (fcntl) for the run; `LockedError` when another run holds it."""
+    """Hold `sync.lock` for the run; `LockedError` when another run holds it."""
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockedError(str(path)) from None
+        if not try_lock(fd):
+            raise LockedError(str(path))
         yield
     finally:
         os.close(fd)  # closing releases the lock, also when the process is killed

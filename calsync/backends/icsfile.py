@@ -26,13 +26,12 @@ import builtins
 import contextlib
 import hashlib
 import os
-import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import CalendarParseError, LockedError, PreconditionFailed, ServerError
+from ..files import try_lock, unlock, write_atomic
 from ..icsblocks import (
     Block,
     IcsDocument,
@@ -131,7 +130,7 @@ class IcsFileBackend:
             new_text = splice(doc if doc is not None else new_calendar(), uid, text)
         except IcsSyntaxError as exc:
             raise CalendarParseError(str(exc), uid=uid) from None
-        _write_atomic(self._target(), new_text.encode("utf-8"))
+        write_atomic(self._target(), new_text.encode("utf-8"))
         return _etag(parse_document(new_text).objects()[uid])
 
     def _target(self) -> Path:
@@ -144,81 +143,17 @@ class IcsFileBackend:
         lock_path = target.with_name(f".{target.name}.lock")
         with open(lock_path, "a+b") as handle:
             deadline = time.monotonic() + self.lock_timeout_seconds
-            while not _try_lock(handle.fileno()):
+            while not try_lock(handle.fileno()):
                 if time.monotonic() >= deadline:
                     raise LockedError(str(lock_path))
                 time.sleep(0.05)
             try:
                 yield
             finally:
-                _unlock(handle.fileno())
+                unlock(handle.fileno())
 
 
 def _etag(blocks: Iterable[Block]) -> str:
     return hashlib.sha256(object_text(blocks).encode("utf-8")).hexdigest()[:32]
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Write `data` to `target` so that a crash leaves the old file or the new one."""
-    try:
-        mode = target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(target.parent)
-
-
-def _umask() -> int:
-    current = os.umask(0o022)
-    os.umask(current)
-    return current
-
-
-def _fsync_directory(directory: Path) -> None:
-    if sys.platform == "win32":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-if sys.platform == "win32":
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        os.lseek(fd, 0, os.SEEK_SET)
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
