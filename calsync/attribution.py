@@ -36,7 +36,17 @@ from decimal import Decimal
 from operator import attrgetter
 
 from .config import ProjectSettings
-from .model import Actuals, Budget, Family, Occurrence, Status, UsageRecord
+from .model import (
+    Actuals,
+    Budget,
+    Family,
+    Occurrence,
+    Status,
+    UsageRecord,
+    normal_path,
+    path_under,
+    project_dir,
+)
 from .pricing import PriceTable
 
 OccurrenceKey = tuple[str, datetime | date | None]
@@ -59,10 +69,6 @@ class Attribution(dict[OccurrenceKey, Actuals]):
         self.unpriced_models = dict(unpriced_models)
 
 
-def _norm_path(path: str) -> str:
-    return path.replace("\\", "/").rstrip("/")
-
-
 class _ProjectMatcher:
     """Decides whether a record's working directory belongs to a project (cached)."""
 
@@ -82,17 +88,14 @@ class _ProjectMatcher:
     def _decide(self, project: str, cwd: str | None) -> bool:
         if not cwd:
             return False
-        where = _norm_path(cwd)
+        where = normal_path(cwd)
         settings = self._settings.get(project)
         if settings is not None and settings.paths:
-            return any(_under(where, _norm_path(p)) for p in settings.paths)
-        if where.rsplit("/", 1)[-1].lower() == project:
+            return any(path_under(where, normal_path(p)) for p in settings.paths)
+        if project_dir(where).lower() == project:
             return True
-        return bool(settings and settings.path and _under(where, _norm_path(str(settings.path))))
-
-
-def _under(path: str, prefix: str) -> bool:
-    return bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
+        return bool(settings and settings.path
+                    and path_under(where, normal_path(str(settings.path))))
 
 
 def _claim_order(occurrence: Occurrence) -> tuple[float, bool, str]:

@@ -181,9 +181,22 @@ class UsageRecord:
     @property
     def project(self) -> str | None:
         """The last path component of the working directory."""
-        if not self.cwd:
-            return None
-        return self.cwd.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or None
+        return (project_dir(self.cwd) or None) if self.cwd else None
+
+
+def normal_path(path: str) -> str:
+    """A working directory as compared everywhere: forward slashes, no trailing one."""
+    return path.replace("\\", "/").rstrip("/")
+
+
+def project_dir(cwd: str) -> str:
+    """The project a working directory names by default: its last path component."""
+    return normal_path(cwd).rsplit("/", 1)[-1]
+
+
+def path_under(path: str, prefix: str) -> bool:
+    """Whether normal path `path` is `prefix` or inside it."""
+    return bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
 
-from .model import Family
+from .model import Family, normal_path, path_under, project_dir
 
 GROUPINGS = ("day", "week", "month", "session", "project", "model")
 COUNTS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
@@ -55,13 +55,11 @@ class Bucket(NamedTuple):
 def project_of(cwd: str, projects: Mapping[str, Sequence[str]] | None = None) -> str:
     """The project of a working directory: the configured one whose paths hold it, else the
     last path component ("" when there is none)."""
-    path = cwd.replace("\\", "/").rstrip("/")
+    path = normal_path(cwd)
     for name, paths in (projects or {}).items():
-        for root in paths:
-            root = root.replace("\\", "/").rstrip("/")
-            if root and (path == root or path.startswith(root + "/")):
-                return name
-    return path.rsplit("/", 1)[-1]
+        if any(path_under(path, normal_path(root)) for root in paths):
+            return name
+    return project_dir(cwd)
 
 
 def _moment(us: int, tz: tzinfo) -> datetime:
