@@ -161,6 +161,7 @@ class Ledger:
         plan = self._plan(found)
         if plan or stale_prices:
             pool = self._pool(plan, workers)
+            self.conn.execute("ATTACH ':memory:' AS scan")     # where scanned lines arrive
             self.conn.execute("BEGIN IMMEDIATE")
             try:                            # again under the lock: another run may have read
                 plan = self._plan([(p.path, p.stat) for p in plan])
@@ -170,6 +171,7 @@ class Ledger:
                 self.conn.execute("ROLLBACK")
                 raise
             finally:
+                self.conn.execute("DETACH scan")
                 if pool is not None:
                     pool.terminate()
         report.problems = self._problems({path for path, _ in found})
@@ -342,10 +344,6 @@ def _priced_model(model: str) -> str:
     return model
 
 
-_LINE_COLUMNS = ("file, off, mid, rid, side, ts, session, cwd, branch, model, inp, out, cw5, "
-                 "cw1, cr, line_cost, cost, total, mh, scope")
-
-
 class _Writer:
     """One write transaction of `Ledger.update`: read, store, decide winners, re-sum."""
 
@@ -360,7 +358,6 @@ class _Writer:
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS aff_bucket (b INTEGER PRIMARY KEY)")
         self.conn.execute("DELETE FROM aff_mid")
         self.conn.execute("DELETE FROM aff_bucket")
-        self.pending: list[tuple[Any, ...]] = []
         self.ids: dict[int, _Read] = {}
         self.expect: dict[int, int] = {}                # ranges still to come, per file
         self.ends: dict[int, list[cc.RangeResult]] = {}  # what came, without the lines
@@ -376,17 +373,17 @@ class _Writer:
                 self.conn.execute(f"DROP INDEX IF EXISTS {name}")
         ranges = self._prepare(plan)
         cost = self.ledger.prices.cost if self.ledger.prices else None
-        for res in cc.scan_ranges(ranges, cost=cost, workers=workers, batch_bytes=PIECE_BYTES,
-                                  pool=pool):
-            self._store(res)
-            # keep what the file's ledger row needs, not the lines (memory stays flat)
-            self.ends.setdefault(res.key, []).append(
-                res._replace(lines=[], problems=res.problems[:1]))
-            self.expect[res.key] -= 1
-            if not self.expect[res.key]:
-                self.complete.append(res.key)
-            self.report.bytes_read += res.end - res.start
-        self._flush()
+        for batch in cc.scan_ranges(ranges, cost=cost, workers=workers,
+                                    batch_bytes=PIECE_BYTES, pool=pool):
+            self._store(batch)
+            for res in batch.results:
+                # keep what the file's ledger row needs (memory stays flat)
+                self.ends.setdefault(res.key, []).append(res._replace(problems=res.problems[:1]))
+                self.expect[res.key] -= 1
+                if not self.expect[res.key]:
+                    self.complete.append(res.key)
+                self.report.bytes_read += res.end - res.start
+            self._finish_files()
         if bulk:
             for sql in USAGE_LINE_INDEXES.values():
                 self.conn.execute(sql)
@@ -432,27 +429,26 @@ class _Writer:
         self.conn.execute(f"INSERT OR IGNORE INTO aff_bucket SELECT ts / {BUCKET_US} "
                           f"FROM usage_line WHERE {where} AND win = 1", args)
 
-    def _store(self, res: cc.RangeResult) -> None:
-        if res.error is not None:
-            return
-        key, scope = res.key, self.scope
-        self.pending += [(key, *line, scope) for line in res.lines]
-        if len(self.pending) >= 8192:
-            self._flush()
-        if res.problems:
-            self.conn.executemany("INSERT INTO usage_problem (file, off, message) VALUES (?,?,?)",
-                                  [(res.key, off, msg) for off, msg in res.problems])
+    def _store(self, batch: cc.Batch) -> None:
+        """Copy a batch's lines into the ledger (in SQL: no Python per line)."""
+        conn = self.conn
+        conn.deserialize(batch.lines, name="scan")
+        columns = ", ".join(cc.LINE_COLUMNS)
+        conn.execute(f"INSERT INTO usage_line ({columns}, scope) SELECT {columns}, ? "
+                     "FROM scan.line", (self.scope,))
+        if not self.cold:               # new lines count until `_decide` says otherwise
+            conn.execute("INSERT OR IGNORE INTO aff_mid SELECT mh FROM scan.line "
+                         "WHERE mh IS NOT NULL")
+            conn.execute(f"INSERT OR IGNORE INTO aff_bucket SELECT ts / {BUCKET_US} "
+                         "FROM scan.line")
+        problems = [(res.key, off, msg) for res in batch.results if res.error is None
+                    for off, msg in res.problems]
+        if problems:
+            conn.executemany("INSERT INTO usage_problem (file, off, message) VALUES (?, ?, ?)",
+                             problems)
 
-    def _flush(self) -> None:
-        """Store the pending lines, then finish the files read to the end."""
-        rows, self.pending = self.pending, []
-        self.conn.executemany(
-            f"INSERT INTO usage_line ({_LINE_COLUMNS}) VALUES ({', '.join('?' * 20)})", rows)
-        if not self.cold and rows:      # new lines count until `_decide` says otherwise
-            self.conn.executemany("INSERT OR IGNORE INTO aff_mid VALUES (?)",
-                                  {(r[18],) for r in rows if r[18] is not None})
-            self.conn.executemany("INSERT OR IGNORE INTO aff_bucket VALUES (?)",
-                                  {(r[5] // BUCKET_US,) for r in rows})
+    def _finish_files(self) -> None:
+        """Write the ledger rows of the files read to the end."""
         done, self.complete = self.complete, []
         finished = [self._finish_file(key, self.ids.pop(key), self.ends.pop(key))
                     for key in done]
@@ -517,20 +513,35 @@ class _Writer:
 
     def _decide(self) -> None:
         """Mark the lines that count (module docstring, rules 1-4) among the affected ids."""
-        columns = "l.id, l.mh, l.mid, l.rid, l.side, l.total, l.file, l.off, l.win, l.ts"
+        conn, scope = self.conn, self.scope
         if self.cold:                   # a message seen once counts: look at the others only
-            self.conn.execute("INSERT INTO aff_mid SELECT mh FROM usage_line WHERE scope = ? "
-                              "AND mh IS NOT NULL GROUP BY mh HAVING COUNT(*) > 1",
-                              (self.scope,))
-        files = self._file_order()
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS flip (id INTEGER PRIMARY KEY, "
-                          "win INTEGER NOT NULL, b INTEGER NOT NULL)")
-        self.conn.execute("DELETE FROM flip")
-        # CROSS JOIN: from the few affected ids to their lines, never the other way round
-        cur = self.conn.execute(f"SELECT {columns} FROM aff_mid a CROSS JOIN usage_line l "
-                                "ON l.scope = ? AND l.mh = a.mh ORDER BY a.mh", (self.scope,))
+            conn.execute("INSERT INTO aff_mid SELECT mh FROM usage_line WHERE scope = ? "
+                         "AND mh IS NOT NULL GROUP BY mh HAVING COUNT(*) > 1", (scope,))
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS flip (id INTEGER PRIMARY KEY, "
+                     "win INTEGER NOT NULL, b INTEGER NOT NULL)")
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS one_main (mh INTEGER PRIMARY KEY)")
+        conn.execute("DELETE FROM flip")
+        conn.execute("DELETE FROM one_main")
+        # The usual case, decided in SQL: one message.id with exactly one non-sidechain line
+        # (a sub-agent's call and the progress line that copies it). That line wins and the
+        # sidechain lines lose, whatever their totals (rule 2). CROSS JOIN: from the few
+        # affected ids to their lines, never the other way round.
+        conn.execute("INSERT INTO one_main SELECT a.mh FROM aff_mid a CROSS JOIN usage_line l "
+                     "ON l.scope = ? AND l.mh = a.mh GROUP BY a.mh "
+                     "HAVING SUM(l.side = 0) = 1 AND MIN(l.mid) = MAX(l.mid)", (scope,))
+        conn.execute(f"INSERT INTO flip SELECT l.id, l.side = 0, l.ts / {BUCKET_US} "
+                     "FROM one_main o CROSS JOIN usage_line l ON l.scope = ? AND l.mh = o.mh "
+                     "WHERE (l.side = 0) != l.win", (scope,))
+        # The rest, with `choose`.
+        cur = conn.execute("SELECT l.id, l.mh, l.mid, l.rid, l.side, l.total, l.file, l.off, "
+                           "l.win, l.ts FROM aff_mid a CROSS JOIN usage_line l "
+                           "ON l.scope = ? AND l.mh = a.mh WHERE a.mh NOT IN "
+                           "(SELECT mh FROM one_main) ORDER BY a.mh", (scope,))
+        files: dict[int, tuple[int, int, str]] | None = None
         flips: list[tuple[int, int, int]] = []
         for _, same_hash in itertools.groupby(cur, key=operator.itemgetter(1)):
+            if files is None:
+                files = self._file_order()
             for group in _by_message(list(same_hash)):
                 winners = set(cc.choose([cc.Candidate(r[0], r[3], bool(r[4]), r[5],
                                                       (*files[r[6]], r[7])) for r in group]))
@@ -539,12 +550,12 @@ class _Writer:
                     if win != r[8]:
                         flips.append((r[0], win, r[9] // BUCKET_US))
             if len(flips) >= 8192:      # streamed: memory stays flat however many lines
-                self.conn.executemany("INSERT INTO flip VALUES (?, ?, ?)", flips)
+                conn.executemany("INSERT INTO flip VALUES (?, ?, ?)", flips)
                 flips = []
-        self.conn.executemany("INSERT INTO flip VALUES (?, ?, ?)", flips)
-        self.conn.execute("UPDATE usage_line SET win = 1 - win WHERE id IN (SELECT id FROM flip)")
+        conn.executemany("INSERT INTO flip VALUES (?, ?, ?)", flips)
+        conn.execute("UPDATE usage_line SET win = 1 - win WHERE id IN (SELECT id FROM flip)")
         if not self.cold:
-            self.conn.execute("INSERT OR IGNORE INTO aff_bucket SELECT DISTINCT b FROM flip")
+            conn.execute("INSERT OR IGNORE INTO aff_bucket SELECT DISTINCT b FROM flip")
 
     def _file_order(self) -> dict[int, tuple[int, int, str]]:
         """How each file with an affected line ranks on a tie: (resumed, first timestamp,

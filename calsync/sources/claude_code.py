@@ -29,8 +29,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
+import msgspec
 import orjson
 
 from ..model import UsageRecord
@@ -243,13 +244,113 @@ def _usage_fields(obj: object) -> tuple[Any, ...] | None:
     )
 
 
+# --- one line, fast: typed decoding of only the keys the rules read -------------------------
+#
+# msgspec decodes a line straight into these structs and skips every other key (the message
+# content, most of each line) without building Python objects for it. Anything the structs
+# do not describe exactly (a null or a string where a count belongs, an id that is a
+# number, a data.message that is not an object...) raises a DecodeError, and the line goes
+# through `orjson` and `_usage_fields` instead, which give the same answer or the precise
+# BadLine. A count must fit in 63 bits here; a larger one takes the slow path too.
+
+_Count = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+
+
+class _Split(msgspec.Struct):
+    ephemeral_5m_input_tokens: _Count = 0
+    ephemeral_1h_input_tokens: _Count = 0
+
+
+class _Usage(msgspec.Struct):
+    input_tokens: _Count = 0
+    output_tokens: _Count = 0
+    cache_creation_input_tokens: _Count = 0
+    cache_read_input_tokens: _Count = 0
+    cache_creation: _Split | None = None
+    speed: Any = None
+
+
+class _Message(msgspec.Struct):
+    id: str | None = None
+    model: str | None = None
+    usage: _Usage | None = None
+
+
+class _Call(msgspec.Struct):
+    """The keys of an assistant line (or of the copy a progress line embeds)."""
+
+    message: _Message | None = None
+    requestId: str | None = None
+    isSidechain: Any = None
+    timestamp: Any = None
+    sessionId: str | None = None
+    cwd: str | None = None
+    gitBranch: str | None = None
+    costUSD: float | None = None
+
+
+class _Data(msgspec.Struct):
+    message: _Call | None = None
+
+
+class _Line(_Call):
+    type: str | None = None
+    data: _Data | None = None
+
+
+_decode_line = msgspec.json.Decoder(_Line).decode
+
+
+def _line_fields(raw: bytes | memoryview | str) -> tuple[Any, ...] | None:
+    """`_usage_fields(orjson.loads(raw))`, mostly without building the line's objects.
+
+    Raises orjson.JSONDecodeError for a line that is not JSON and BadLine for a broken value.
+    """
+    try:
+        line = _decode_line(raw)
+    except msgspec.DecodeError:
+        return _usage_fields(orjson.loads(raw))
+    kind = line.type
+    src: _Call = line
+    if kind != "assistant":
+        if kind != "progress" or line.data is None or line.data.message is None:
+            return None
+        src = line.data.message
+    message = src.message
+    if message is None:
+        return None
+    usage = message.usage
+    if usage is None:
+        return None
+    model = message.model
+    if model == "<synthetic>":
+        return None
+    if not model:
+        model = "unknown"
+    if usage.speed == "fast":
+        model += "-fast"
+    split = usage.cache_creation
+    if split is not None:
+        cw5, cw1 = split.ephemeral_5m_input_tokens, split.ephemeral_1h_input_tokens
+    else:
+        cw5, cw1 = usage.cache_creation_input_tokens, 0
+    session, cwd, branch = src.sessionId, src.cwd, src.gitBranch
+    if src is not line:
+        session, cwd, branch = (session or line.sessionId, cwd or line.cwd,
+                                branch or line.gitBranch)
+    return (message.id or None, src.requestId or None, src.isSidechain is True,
+            _ts_us(src.timestamp), session or None, cwd or None, branch or None, model,
+            usage.input_tokens, usage.output_tokens, cw5, cw1, usage.cache_read_input_tokens,
+            src.costUSD)
+
+
 def parse_line(text: str | bytes) -> LineUsage | None:
     """One transcript line → its usage, None when it has none; BadLine when it is broken."""
     try:
-        obj = orjson.loads(text)
+        fields = _line_fields(text)
     except orjson.JSONDecodeError as exc:
         raise BadLine(f"not valid JSON ({exc.msg})") from None
-    return usage_of(obj)
+    return None if fields is None else LineUsage._make(fields)
 
 
 # --- scanning byte ranges ------------------------------------------------------------------
@@ -284,10 +385,12 @@ class FileFacts(NamedTuple):
     resumed: bool               # it starts with a `summary` line: a resumed session
 
 
-# (offset, message.id, requestId, sidechain, ts_us, session, cwd, branch, model, input,
-#  output, cache write 5m, cache write 1h, cache read, costUSD, cost, total tokens,
-#  message hash)
+# One kept line, in this order (`LINE_COLUMNS` names them): the file's key, offset,
+# message.id, requestId, sidechain, ts_us, session, cwd, branch, model, input, output,
+# cache write 5m, cache write 1h, cache read, costUSD, cost, total tokens, message hash
 Row = tuple[Any, ...]
+LINE_COLUMNS = ("file", "off", "mid", "rid", "side", "ts", "session", "cwd", "branch", "model",
+                "inp", "out", "cw5", "cw1", "cr", "line_cost", "cost", "total", "mh")
 Coster = Callable[[str, int, int, int, int, int], float | None]
 HASH_BYTES = 4096
 
@@ -318,7 +421,8 @@ class _Lines:
     """The usage lines of one range, keeping only the best per (message.id, requestId,
     sidechain): the largest token total, the first on a tie (ledger rule 1)."""
 
-    def __init__(self, cost: Coster | None) -> None:
+    def __init__(self, key: int, cost: Coster | None) -> None:
+        self.key = key
         self.cost = cost
         self.best: dict[tuple[str, str | None, bool], tuple[Any, ...]] = {}
         self.loose: list[tuple[Any, ...]] = []   # lines without message.id all count
@@ -340,9 +444,9 @@ class _Lines:
             self.best[key] = (offset, total, u)
 
     def rows(self) -> list[Row]:
-        """(offset, *LineUsage, cost, total, message hash) per line kept."""
+        """A `Row` per line kept."""
         out = []
-        cost = self.cost
+        key, cost = self.key, self.cost
         same: dict[str | None, str | None] = {}
         one = same.setdefault       # repeated strings made one object: they travel once
         for offset, total, u in (*self.best.values(), *self.loose):
@@ -350,7 +454,7 @@ class _Lines:
             if price is None and cost is not None:
                 price = cost(u[7], u[8], u[9], u[10], u[11], u[12])
             mid, session, cwd, branch, model = u[0], u[4], u[5], u[6], u[7]
-            out.append((offset, mid, u[1], u[2], u[3], one(session, session), one(cwd, cwd),
+            out.append((key, offset, mid, u[1], u[2], u[3], one(session, session), one(cwd, cwd),
                         one(branch, branch), one(model, model), u[8], u[9], u[10], u[11], u[12],
                         u[13], price, total, None if mid is None else message_hash(mid)))
         return out
@@ -394,7 +498,8 @@ def _scan_block(buf: bytearray, size: int, base: int, stop: int, out: _Lines,
     """Scan the complete lines in `buf[:size]` (read at file offset `base`) that start
     before `stop`; returns the buffer position after the last line consumed."""
     find = buf.find
-    loads = orjson.loads
+    rfind = buf.rfind             # the marker is near the end of a usage line: look from there
+    fields = _line_fields
     add = out.add
     view = memoryview(buf)
     pos = 0
@@ -403,9 +508,9 @@ def _scan_block(buf: bytearray, size: int, base: int, stop: int, out: _Lines,
         end = find(b"\n", pos, size)
         if end < 0:
             break
-        if find(USAGE_MARKER, pos, end) >= 0:
+        if rfind(USAGE_MARKER, pos, end) >= 0:
             try:
-                found = _usage_fields(loads(view[pos:end]))
+                found = fields(view[pos:end])
             except orjson.JSONDecodeError as exc:
                 problems.append((base + pos, f"not valid JSON ({exc.msg})"))
             except BadLine as exc:
@@ -435,7 +540,7 @@ _BUFFER = bytearray()             # reused by every scan in this process: no pag
 def scan_range(rng: Range, cost: Coster | None = None) -> RangeResult:
     """Read one range block by block and return its usage lines and problems."""
     global _BUFFER
-    lines = _Lines(cost)
+    lines = _Lines(rng.key, cost)
     problems: list[tuple[int, str]] = []
     try:
         fd = os.open(rng.path, os.O_RDONLY)
@@ -482,7 +587,7 @@ def _tail(data: bytes) -> tuple[tuple[Any, ...] | None, bool]:
     """A last line without a newline: (its usage, True) if it is complete JSON; else it may
     still be being written, and is left for the next run."""
     try:
-        return _usage_fields(orjson.loads(data)), True
+        return _line_fields(data), True
     except (orjson.JSONDecodeError, BadLine):
         return None, False
 
@@ -529,6 +634,39 @@ def scan_processes() -> int:
     return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
 
 
+class Batch(NamedTuple):
+    """The results of a batch of ranges; their lines travel together in `lines`."""
+
+    results: list[RangeResult]  # each with `lines` empty
+    lines: bytes                # a serialized sqlite database: table `line` (LINE_COLUMNS)
+
+
+def pack_lines(rows: Sequence[Row]) -> bytes:
+    """Rows as a serialized sqlite database with one table, `line`.
+
+    This is how lines travel from a scanner process to the ledger: one bytes object, which
+    the ledger attaches and copies with one INSERT ... SELECT, instead of a pickled tuple per
+    line and an executemany (each costs the parent a few microseconds per line).
+    """
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    try:
+        db.execute(f"CREATE TABLE line ({', '.join(LINE_COLUMNS)})")
+        db.executemany(f"INSERT INTO line VALUES ({', '.join('?' * len(LINE_COLUMNS))})", rows)
+        db.commit()
+        return db.serialize()
+    finally:
+        db.close()
+
+
+def scan_batch(ranges: Sequence[Range], cost: Coster | None = None) -> Batch:
+    """Scan the ranges and pack their lines."""
+    results = [scan_range(r, cost) for r in ranges]
+    rows = [row for res in results for row in res.lines]
+    return Batch([res._replace(lines=[]) for res in results], pack_lines(rows))
+
+
 _WORKER_COST: Coster | None = None
 
 
@@ -537,8 +675,8 @@ def _init_worker(cost: Coster | None) -> None:
     _WORKER_COST = cost
 
 
-def _scan_batch(batch: list[Range]) -> list[RangeResult]:
-    return [scan_range(r, _WORKER_COST) for r in batch]
+def _scan_batch(batch: list[Range]) -> Batch:
+    return scan_batch(batch, _WORKER_COST)
 
 
 def start_pool(workers: int, cost: Coster | None) -> Any:
@@ -553,41 +691,47 @@ def start_pool(workers: int, cost: Coster | None) -> Any:
     return ctx.Pool(workers, initializer=_init_worker, initargs=(cost,))
 
 
-def scan_ranges(ranges: Sequence[Range], *, cost: Coster | None = None, workers: int = 0,
-                batch_bytes: int = 16 << 20, pool: Any = None) -> Iterator[RangeResult]:
-    """Scan every range, on `workers` processes when it pays off (0: `scan_processes()`), or
-    on `pool` (from `start_pool`, made with the same `cost`) when given.
+def batches(ranges: Sequence[Range], batch_bytes: int) -> list[list[Range]]:
+    """The ranges in batches of about `batch_bytes`, the biggest ranges first."""
+    out: list[list[Range]] = []
+    size = 0
+    for r in sorted(ranges, key=lambda r: r.stop - r.start, reverse=True):
+        if not out or size >= batch_bytes:
+            out.append([])
+            size = 0
+        out[-1].append(r)
+        size += r.stop - r.start
+    return out
 
-    Small ranges travel in batches of about `batch_bytes`; results come batch by batch, at
-    most two batches per worker in flight, so memory stays flat however many there are.
+
+def scan_ranges(ranges: Sequence[Range], *, cost: Coster | None = None, workers: int = 0,
+                batch_bytes: int = 16 << 20, pool: Any = None) -> Iterator[Batch]:
+    """Scan every range, in batches of about `batch_bytes`, on `workers` processes when it
+    pays off (0: `scan_processes()`), or on `pool` (from `start_pool`, made with the same
+    `cost`) when given.
+
+    Batches come as they are done, at most two per worker in flight, so memory stays flat
+    however many there are.
     """
     total = sum(r.stop - r.start for r in ranges)
     if pool is None:
         workers = workers or scan_processes()
+    todo = iter(batches(ranges, batch_bytes))
     if (pool is None and workers < 2) or total < 2 * batch_bytes or len(ranges) < 2:
-        for r in ranges:
-            yield scan_range(r, cost)
+        for batch in todo:
+            yield scan_batch(batch, cost)
         return
-    batches: list[list[Range]] = []
-    size = 0
-    for r in sorted(ranges, key=lambda r: r.stop - r.start, reverse=True):
-        if not batches or size >= batch_bytes:
-            batches.append([])
-            size = 0
-        batches[-1].append(r)
-        size += r.stop - r.start
     own = pool is None
     if own:
         pool = start_pool(workers, cost)
     try:
-        todo = iter(batches)
         flying = deque(pool.apply_async(_scan_batch, (b,))
                        for b in itertools.islice(todo, 2 * pool._processes))
         while flying:
-            results = flying.popleft().get()
+            done = flying.popleft().get()
             for batch in itertools.islice(todo, 1):
                 flying.append(pool.apply_async(_scan_batch, (batch,)))
-            yield from results
+            yield done
     finally:
         if own:
             pool.terminate()

@@ -245,7 +245,7 @@ def test_a_range_keeps_the_largest_snapshot_of_each_call(tmp_path):
                                          assistant(usage_output_tokens=587, uuid="later"),
                                          assistant(usage_output_tokens=20)])
     lines, _, _, _ = _scan(path)
-    assert [(line[0], line[10]) for line in lines] == [
+    assert [(line[1], line[11]) for line in lines] == [
         (len(assistant(usage_output_tokens=10)) + 1, 587)]
 
 
@@ -266,9 +266,9 @@ def test_any_split_into_ranges_reads_every_line_exactly_once(tmp_path_factory, p
     _write(path, lines)
     size = path.stat().st_size
     results = [scan_range(r) for r in split_ranges(1, str(path), 0, size, piece)]
-    got = sorted(line[0] for res in results for line in res.lines)
+    got = sorted(line[1] for res in results for line in res.lines)
     whole = scan_range(Range(1, str(path), 0, size, True))
-    assert got == [line[0] for line in whole.lines]
+    assert got == [line[1] for line in whole.lines]
     assert sorted(p for res in results for p in res.problems) == whole.problems
     assert max(results, key=lambda r: r.start).end == size
 
@@ -283,7 +283,7 @@ def test_long_lines_are_read_and_overlong_ones_skipped_and_reported(tmp_path, mo
     path = _write(tmp_path / "s.jsonl", [assistant(requestId="r1"), long, huge,
                                          assistant(requestId="r3")])
     lines, problems, end, _ = _scan(path)
-    assert sorted(line[2] for line in lines) == ["r1", "r3", "req_011CUsnQR4xkBHmF3jGDPwhW"]
+    assert sorted(line[3] for line in lines) == ["r1", "r3", "req_011CUsnQR4xkBHmF3jGDPwhW"]
     assert [msg for _, msg in problems] == ["line longer than 0 MiB skipped"]
     assert end == path.stat().st_size
 
@@ -291,6 +291,14 @@ def test_long_lines_are_read_and_overlong_ones_skipped_and_reported(tmp_path, mo
 def test_a_vanished_file_is_an_error_not_a_crash(tmp_path):
     res = scan_range(Range(1, str(tmp_path / "gone.jsonl"), 0, 10, True))
     assert res.error and res.lines == []
+
+
+def _unpack(batch) -> list[tuple]:
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    db.deserialize(batch.lines)
+    return db.execute("SELECT * FROM line").fetchall()
 
 
 def test_a_pool_scans_every_range_once_however_many_batches_wait(tmp_path):
@@ -306,7 +314,7 @@ def test_a_pool_scans_every_range_once_however_many_batches_wait(tmp_path):
         pooled = list(scan_ranges(ranges, batch_bytes=400, pool=pool))
     finally:
         pool.terminate()
-    assert len(ranges) > 20
-    assert sorted(r.start for r in pooled) == [r.start for r in ranges]
-    assert sorted(line[2] for r in pooled for line in r.lines) == sorted(
-        line[2] for r in serial for line in r.lines)
+    assert len(ranges) > 20 and len(pooled) > 10
+    assert sorted(r.start for b in pooled for r in b.results) == [r.start for r in ranges]
+    assert sorted(row for b in pooled for row in _unpack(b)) == sorted(
+        row for r in serial for row in r.lines)
