@@ -23,10 +23,14 @@ Ties (a resumed session's copies of old messages) go to a file that does not sta
 `summary` line (it is not a resumed session), then to the file that starts earliest, then to
 the first line in path order: the copies stay with the session they happened in.
 Because the decision depends only on the lines, not on the order they were read in, an
-incremental run gives exactly what a cold run gives.
+incremental run gives exactly what a cold run gives. Lines are found by the 64-bit key of
+their message.id (`calsync.keys`); where a key has exactly one non-sidechain line (the usual
+case: a sub-agent's call and the progress line that copies it) rule 2 is applied to the key
+without reading the lines, otherwise the lines are told apart by message.id itself.
 
 Winners are summed per 15-minute bucket, model, session and working directory in
-`usage_agg`, so reports in any time zone never touch the lines. Scopes: each set of log
+`usage_agg`, so reports in any time zone never touch the lines. Sessions, directories,
+branches and models are kept once, in `usage_name`, and referred to by key. Scopes: each set of log
 directories read together is its own ledger, so `--logs elsewhere` never mixes with the usual
 logs. Manual records (`calsync log`) belong to every scope.
 """
@@ -232,22 +236,23 @@ class Ledger:
         session, cwd; a key left out is summed over (and reads as "")."""
         lo = (since_us or 0) // BUCKET_US
         hi = -(-until_us // BUCKET_US) if until_us is not None else 1 << 62
-        columns = {"model": "model", "session": "session", "cwd": "cwd"}
-        group = [columns[k] for k in keys if k in columns]
+        columns = ("model", "session", "cwd")
+        group = [k for k in keys if k in columns]
         if "bucket" in keys:
             group.append("bucket")
         elif "day" in keys:
             group.append(f"(bucket * 900 + {self._offset_sql(tz, lo, hi)}) / 86400")
-        select = ", ".join(columns[k] if k in keys else "''" for k in columns)
-        cur = self.conn.execute(
+        select = ", ".join(k if k in keys else "0" for k in columns)
+        sums = self.conn.execute(
             f"SELECT MIN(bucket), {select}, SUM(n), SUM(inp), SUM(out), SUM(cw5), SUM(cw1), "
             "SUM(cr), TOTAL(cost), SUM(unpriced), MIN(first_ts), MAX(last_ts) FROM usage_agg "
             "WHERE scope = ? AND bucket >= ? AND bucket < ?"
-            + (f" GROUP BY {', '.join(group)}" if group else ""), (self.scope, lo, hi))
-        out = [Bucket(b * BUCKET_US, model, session, cwd, False, n, i, o, c5, c1, cr,
-                      None if unpriced else cost, first, last)
-               for b, model, session, cwd, n, i, o, c5, c1, cr, cost, unpriced, first, last in cur
-               if b is not None]
+            + (f" GROUP BY {', '.join(group)}" if group else ""), (self.scope, lo, hi)).fetchall()
+        name = self._names({k for row in sums for k in row[1:4]})
+        out = [Bucket(b * BUCKET_US, name(model), name(session), name(cwd), False, n, i, o, c5,
+                      c1, cr, None if unpriced else cost, first, last)
+               for b, model, session, cwd, n, i, o, c5, c1, cr, cost, unpriced, first, last
+               in sums if b is not None]
         for rec in self._manual(lo * BUCKET_US, until_us if until_us is not None else 1 << 62):
             ts = _us(rec.timestamp)
             out.append(Bucket(ts - ts % BUCKET_US, rec.model, rec.session_id, rec.cwd or "",
@@ -272,17 +277,32 @@ class Ledger:
         """The usage records (winners, then manual records) with since <= timestamp < until."""
         lo = _us(since) if since else 0
         hi = _us(until) if until else 1 << 62
-        cur = self.conn.execute(
+        rows = self.conn.execute(
             "SELECT ts, session, cwd, branch, model, inp, out, cw5, cw1, cr, cost, mid, rid "
             "FROM usage_line WHERE scope = ? AND ts >= ? AND ts < ? AND win = 1 ORDER BY ts",
-            (self.scope, lo, hi))
+            (self.scope, lo, hi)).fetchall()
+        name = self._names({k for row in rows for k in row[1:5]})
         out = [UsageRecord(
-            timestamp=datetime.fromtimestamp(ts / 1e6, UTC), session_id=session or "",
-            cwd=cwd, git_branch=branch, model=model, input_tokens=i, output_tokens=o,
-            cache_creation_5m_tokens=c5, cache_creation_1h_tokens=c1, cache_read_tokens=cr,
-            cost_usd=cost, message_id=mid, request_id=rid)
-            for ts, session, cwd, branch, model, i, o, c5, c1, cr, cost, mid, rid in cur]
+            timestamp=datetime.fromtimestamp(ts / 1e6, UTC), session_id=name(session),
+            cwd=name(cwd) or None, git_branch=name(branch) or None, model=name(model),
+            input_tokens=i, output_tokens=o, cache_creation_5m_tokens=c5,
+            cache_creation_1h_tokens=c1, cache_read_tokens=cr, cost_usd=cost, message_id=mid,
+            request_id=rid)
+            for ts, session, cwd, branch, model, i, o, c5, c1, cr, cost, mid, rid in rows]
         return out + self._manual(lo, hi)
+
+    def _names(self, keys: set[int | None]) -> Callable[[int | None], str]:
+        """Key → name for these keys (`calsync.keys`); no key, or 0, reads as ""."""
+        keys.discard(None)
+        keys.discard(0)
+        found: dict[int | None, str] = {}
+        todo = list(keys)
+        for at in range(0, len(todo), 500):
+            part = todo[at:at + 500]
+            found.update(self.conn.execute(
+                f"SELECT id, text FROM usage_name WHERE id IN ({', '.join('?' * len(part))})",
+                part).fetchall())
+        return lambda key: found.get(key, "")
 
     def _manual(self, lo_us: int, hi_us: int) -> list[UsageRecord]:
         cur = self.conn.execute(
@@ -396,13 +416,13 @@ class _Writer:
 
     def _prepare(self, plan: list[_Read]) -> list[cc.Range]:
         ranges: list[cc.Range] = []
+        new: list[tuple[Any, ...]] = []     # new files get their rows now, the rest when read
+        next_id = int(self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM usage_file")
+                      .fetchone()[0])
         for item in plan:
             if item.row is None:
-                st = item.stat
-                file_id = int(self.conn.execute(
-                    "INSERT INTO usage_file (scope, path, dev, ino, size, mtime_ns) "
-                    "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-                    (self.scope, item.path, st[0], st[1], -1, -1)).fetchone()[0])
+                file_id, next_id = next_id, next_id + 1
+                new.append((file_id, self.scope, item.path, *item.stat[:2], -1, -1))
             else:
                 file_id = item.row.id
                 if item.start == 0 and item.row.offset > 0:
@@ -413,6 +433,8 @@ class _Writer:
                                      PIECE_BYTES)
             self.expect[file_id] = len(pieces)
             ranges += pieces
+        self.conn.executemany("INSERT INTO usage_file (id, scope, path, dev, ino, size, "
+                              "mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?)", new)
         return ranges
 
     def _forget(self, file_id: int) -> None:
@@ -433,6 +455,7 @@ class _Writer:
         """Copy a batch's lines into the ledger (in SQL: no Python per line)."""
         conn = self.conn
         conn.deserialize(batch.lines, name="scan")
+        conn.execute("INSERT OR IGNORE INTO usage_name SELECT id, text FROM scan.name")
         columns = ", ".join(cc.LINE_COLUMNS)
         conn.execute(f"INSERT INTO usage_line ({columns}, scope) SELECT {columns}, ? "
                      "FROM scan.line", (self.scope,))
@@ -507,7 +530,8 @@ class _Writer:
         prices = self.ledger.prices
         self.conn.create_function(
             "calsync_cost", 6, prices.cost if prices else (lambda *a: None), deterministic=True)
-        self.conn.execute("UPDATE usage_line SET cost = COALESCE(line_cost, calsync_cost(model, "
+        self.conn.execute("UPDATE usage_line SET cost = COALESCE(line_cost, calsync_cost("
+                          "(SELECT text FROM usage_name WHERE id = model), "
                           "inp, out, cw5, cw1, cr)) WHERE scope = ?", (self.scope,))
         self.cold = True            # every bucket is summed again
 
@@ -522,16 +546,22 @@ class _Writer:
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS one_main (mh INTEGER PRIMARY KEY)")
         conn.execute("DELETE FROM flip")
         conn.execute("DELETE FROM one_main")
-        # The usual case, decided in SQL: one message.id with exactly one non-sidechain line
-        # (a sub-agent's call and the progress line that copies it). That line wins and the
-        # sidechain lines lose, whatever their totals (rule 2). CROSS JOIN: from the few
-        # affected ids to their lines, never the other way round.
+        # The usual case, decided in SQL from the index alone: a message (by its key) with
+        # exactly one non-sidechain line, a sub-agent's call and the progress line that
+        # copies it, say. That line wins and the sidechain lines lose, whatever their totals
+        # (rule 2). CROSS JOIN: from the few affected ids to their lines, never the other
+        # way round.
         conn.execute("INSERT INTO one_main SELECT a.mh FROM aff_mid a CROSS JOIN usage_line l "
-                     "ON l.scope = ? AND l.mh = a.mh GROUP BY a.mh "
-                     "HAVING SUM(l.side = 0) = 1 AND MIN(l.mid) = MAX(l.mid)", (scope,))
-        conn.execute(f"INSERT INTO flip SELECT l.id, l.side = 0, l.ts / {BUCKET_US} "
-                     "FROM one_main o CROSS JOIN usage_line l ON l.scope = ? AND l.mh = o.mh "
-                     "WHERE (l.side = 0) != l.win", (scope,))
+                     "ON l.scope = ? AND l.mh = a.mh GROUP BY a.mh HAVING SUM(l.side = 0) = 1",
+                     (scope,))
+        if self.cold:                   # every line counts so far: only the losers change
+            conn.execute("UPDATE usage_line SET win = 0 WHERE id IN (SELECT l.id FROM one_main "
+                         "o CROSS JOIN usage_line l ON l.scope = ? AND l.mh = o.mh AND "
+                         "l.side = 1)", (scope,))
+        else:
+            conn.execute(f"INSERT INTO flip SELECT l.id, l.side = 0, l.ts / {BUCKET_US} FROM "
+                         "one_main o CROSS JOIN usage_line l ON l.scope = ? AND l.mh = o.mh "
+                         "WHERE (l.side = 0) != l.win", (scope,))
         # The rest, with `choose`.
         cur = conn.execute("SELECT l.id, l.mh, l.mid, l.rid, l.side, l.total, l.file, l.off, "
                            "l.win, l.ts FROM aff_mid a CROSS JOIN usage_line l "
@@ -571,11 +601,11 @@ class _Writer:
     def _resum(self) -> None:
         """Sum the winners again in every affected bucket (all of them after a cold run)."""
         s = self.scope
-        select = (f"SELECT :s, l.ts / {BUCKET_US} AS b, l.model, COALESCE(l.session, ''), "
-                  "COALESCE(l.cwd, ''), COUNT(*), SUM(l.inp), SUM(l.out), SUM(l.cw5), "
+        select = (f"SELECT :s, l.ts / {BUCKET_US} AS b, l.model, COALESCE(l.session, 0), "
+                  "COALESCE(l.cwd, 0), COUNT(*), SUM(l.inp), SUM(l.out), SUM(l.cw5), "
                   "SUM(l.cw1), SUM(l.cr), TOTAL(l.cost), SUM(l.cost IS NULL), MIN(l.ts), "
                   "MAX(l.ts) FROM ")
-        group = " GROUP BY b, l.model, COALESCE(l.session, ''), COALESCE(l.cwd, '')"
+        group = " GROUP BY b, l.model, COALESCE(l.session, 0), COALESCE(l.cwd, 0)"
         if self.cold:
             self.conn.execute("DELETE FROM usage_agg WHERE scope = ?", (s,))
             self.conn.execute(f"INSERT INTO usage_agg {select} usage_line l "

@@ -4,9 +4,10 @@ This is the only module that opens the state database. It lives in the platformd
 state dir for "calsync" (`CALSYNC_STATE_DIR` or the config's `state_dir` override it, see
 `config.default_state_dir`) as `state.sqlite3`.
 
-Migrations: `MIGRATIONS[i]` brings the schema from version i to i+1. Append new ones at the
-end (another feature's tables go in a new migration); never edit one that has shipped. The
-version is kept in the one-row table `schema_version`. A database newer than this calsync
+Migrations: `MIGRATIONS[i]` (SQL, or a function of the connection when SQL alone cannot
+do it) brings the schema from version i to i+1. Append new ones at the end (another
+feature's tables go in a new migration); never edit one that has shipped. The version is
+kept in the one-row table `schema_version`. A database newer than this calsync
 is refused rather than guessed at.
 
 Tables of the usage ledger (migration 1; `calsync.ledger` reads and writes them):
@@ -19,8 +20,11 @@ usage_line     the best line per (file, message.id, requestId, sidechain); `win`
 usage_problem  malformed lines (path:line) still present in the files
 usage_agg      winners summed per 15-minute bucket, model, session and working directory
 usage_manual   records added with `calsync log`
+usage_name     (migration 4) sessions, directories, branches and models, by the key
+               (`calsync.keys`) that usage_line and usage_agg hold instead of the text;
+               in usage_agg, 0 stands for none
 
-Migration 3 indexes the ledger's lines by file.
+Migration 3 indexes the ledger's lines by file. Migration 4 keys names (below).
 
 Tables of sync (migration 2; `calsync.syncing` reads and writes them), per calendar
 `location` (the .ics path or the collection URL):
@@ -35,6 +39,7 @@ sync_override    the hash of the plan calsync last wrote into each override (hre
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ConfigError
@@ -43,12 +48,12 @@ FILENAME = "state.sqlite3"
 # The usage ledger's line indexes; `calsync.ledger` drops and rebuilds them around a first,
 # bulk load (building an index once is cheaper than growing it row by row).
 USAGE_LINE_INDEXES = {
-    "usage_line_mh": "CREATE INDEX usage_line_mh ON usage_line (scope, mh)",
+    "usage_line_mh": "CREATE INDEX usage_line_mh ON usage_line (scope, mh, side)",  # 4
     "usage_line_ts": "CREATE INDEX usage_line_ts ON usage_line (scope, ts)",
     "usage_line_file": "CREATE INDEX usage_line_file ON usage_line (file)",   # migration 3
 }
 
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: the usage ledger
     """
     CREATE TABLE usage_scope (
@@ -146,7 +151,87 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX IF NOT EXISTS usage_line_file ON usage_line (file);
     """,
+    # 4: names by key (see _keyed_names, below: it is defined after this table)
+    lambda conn: _keyed_names(conn),
 )
+
+
+def _keyed_names(conn: sqlite3.Connection) -> None:
+    """Migration 4: the ledger keeps sessions, directories, branches and models once, in
+    `usage_name`, and refers to them by key (`calsync.keys`): a line takes a third of the
+    space, and a cold scan of a large history writes, indexes and sums that much less.
+    The message index also holds `side`, so the usual de-duplication is decided from the
+    index alone."""
+    from .keys import text_key
+
+    conn.create_function("calsync_key", 1, lambda t: None if t is None else text_key(t),
+                         deterministic=True)
+    for statement in _KEYED_NAMES_SQL.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+_LINE_COLUMNS = ("id, scope, file, off, mid, rid, side, ts, session, cwd, branch, model, inp, "
+                 "out, cw5, cw1, cr, line_cost, cost, total, mh, win")
+_AGG_SUMS = "n, inp, out, cw5, cw1, cr, cost, unpriced, first_ts, last_ts"
+_KEYED_NAMES_SQL = f"""
+    CREATE TABLE usage_name (
+        id INTEGER PRIMARY KEY,
+        text TEXT NOT NULL
+    );
+    INSERT OR IGNORE INTO usage_name SELECT calsync_key(t), t FROM (
+        SELECT session AS t FROM usage_line UNION SELECT cwd FROM usage_line
+        UNION SELECT branch FROM usage_line UNION SELECT model FROM usage_line
+        UNION SELECT session FROM usage_agg UNION SELECT cwd FROM usage_agg
+        UNION SELECT model FROM usage_agg) WHERE t IS NOT NULL AND t != '';
+    CREATE TABLE usage_line_keyed (
+        id INTEGER PRIMARY KEY,
+        scope INTEGER NOT NULL,
+        file INTEGER NOT NULL,
+        off INTEGER NOT NULL,
+        mid TEXT, rid TEXT,
+        side INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        session INTEGER, cwd INTEGER, branch INTEGER,
+        model INTEGER NOT NULL,
+        inp INTEGER NOT NULL, out INTEGER NOT NULL,
+        cw5 INTEGER NOT NULL, cw1 INTEGER NOT NULL, cr INTEGER NOT NULL,
+        line_cost REAL,
+        cost REAL,
+        total INTEGER NOT NULL,
+        mh INTEGER,
+        win INTEGER NOT NULL DEFAULT 1
+    );
+    INSERT INTO usage_line_keyed ({_LINE_COLUMNS})
+        SELECT id, scope, file, off, mid, rid, side, ts, calsync_key(session), calsync_key(cwd),
+               calsync_key(branch), calsync_key(model), inp, out, cw5, cw1, cr, line_cost, cost,
+               total, mh, win FROM usage_line;
+    DROP TABLE usage_line;
+    ALTER TABLE usage_line_keyed RENAME TO usage_line;
+    CREATE INDEX usage_line_mh ON usage_line (scope, mh, side);
+    CREATE INDEX usage_line_ts ON usage_line (scope, ts);
+    CREATE INDEX usage_line_file ON usage_line (file);
+    CREATE TABLE usage_agg_keyed (
+        scope INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        model INTEGER NOT NULL,
+        session INTEGER NOT NULL,
+        cwd INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        inp INTEGER NOT NULL, out INTEGER NOT NULL,
+        cw5 INTEGER NOT NULL, cw1 INTEGER NOT NULL, cr INTEGER NOT NULL,
+        cost REAL NOT NULL,
+        unpriced INTEGER NOT NULL,
+        first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
+        PRIMARY KEY (scope, bucket, model, session, cwd)
+    ) WITHOUT ROWID;
+    INSERT INTO usage_agg_keyed
+        SELECT scope, bucket, calsync_key(model),
+               CASE session WHEN '' THEN 0 ELSE calsync_key(session) END,
+               CASE cwd WHEN '' THEN 0 ELSE calsync_key(cwd) END, {_AGG_SUMS} FROM usage_agg;
+    DROP TABLE usage_agg;
+    ALTER TABLE usage_agg_keyed RENAME TO usage_agg
+"""
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -168,9 +253,13 @@ def migrate(conn: sqlite3.Connection, path: str = FILENAME) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if schema_version(conn) == version:    # another process may have migrated meanwhile
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                step = MIGRATIONS[version]
+                if callable(step):
+                    step(conn)
+                else:
+                    for statement in step.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
                 conn.execute("DELETE FROM schema_version")
                 conn.execute("INSERT INTO schema_version VALUES (?)", (version + 1,))
             conn.execute("COMMIT")

@@ -34,6 +34,7 @@ from typing import Annotated, Any, NamedTuple
 import msgspec
 import orjson
 
+from ..keys import text_key
 from ..model import UsageRecord
 
 USAGE_MARKER = b'"usage"'
@@ -386,8 +387,9 @@ class FileFacts(NamedTuple):
 
 
 # One kept line, in this order (`LINE_COLUMNS` names them): the file's key, offset,
-# message.id, requestId, sidechain, ts_us, session, cwd, branch, model, input, output,
-# cache write 5m, cache write 1h, cache read, costUSD, cost, total tokens, message hash
+# message.id, requestId, sidechain, ts_us, the keys (`calsync.keys`) of session, cwd, branch
+# and model, input, output, cache write 5m, cache write 1h, cache read, costUSD, cost,
+# total tokens, the key of message.id
 Row = tuple[Any, ...]
 LINE_COLUMNS = ("file", "off", "mid", "rid", "side", "ts", "session", "cwd", "branch", "model",
                 "inp", "out", "cw5", "cw1", "cr", "line_cost", "cost", "total", "mh")
@@ -409,12 +411,6 @@ def _facts(fd: int, end: int) -> FileFacts:
     head, tail = file_hashes(fd, end)
     first = os.pread(fd, HASH_BYTES, 0).split(b"\n", 1)[0].replace(b" ", b"")
     return FileFacts(head, tail, first.startswith(b'{"type":"summary"'))
-
-
-def message_hash(message_id: str) -> int:
-    """A stable signed 64-bit hash of a message.id: the ledger's index key for it."""
-    digest = hashlib.blake2b(message_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 class _Lines:
@@ -443,21 +439,31 @@ class _Lines:
         if old is None or total > old[1]:
             self.best[key] = (offset, total, u)
 
-    def rows(self) -> list[Row]:
-        """A `Row` per line kept."""
+    def rows(self, names: NameKeys) -> list[Row]:
+        """A `Row` per line kept, naming session, cwd, branch and model by their keys."""
         out = []
-        key, cost = self.key, self.cost
-        same: dict[str | None, str | None] = {}
-        one = same.setdefault       # repeated strings made one object: they travel once
+        key, cost, k = self.key, self.cost, names
         for offset, total, u in (*self.best.values(), *self.loose):
             price = u[13]
             if price is None and cost is not None:
                 price = cost(u[7], u[8], u[9], u[10], u[11], u[12])
-            mid, session, cwd, branch, model = u[0], u[4], u[5], u[6], u[7]
-            out.append((key, offset, mid, u[1], u[2], u[3], one(session, session), one(cwd, cwd),
-                        one(branch, branch), one(model, model), u[8], u[9], u[10], u[11], u[12],
-                        u[13], price, total, None if mid is None else message_hash(mid)))
+            mid = u[0]
+            out.append((key, offset, mid, u[1], u[2], u[3], k[u[4]], k[u[5]], k[u[6]], k[u[7]],
+                        u[8], u[9], u[10], u[11], u[12], u[13], price, total,
+                        None if mid is None else text_key(mid)))
         return out
+
+
+class NameKeys(dict[str | None, int | None]):
+    """Name → key (`calsync.keys`), each name hashed once per batch; None stays None."""
+
+    def __missing__(self, name: str | None) -> int | None:
+        key = self[name] = None if name is None else text_key(name)
+        return key
+
+    def table(self) -> dict[int, str]:
+        """Key → name, for the names seen."""
+        return {key: name for name, key in self.items() if name is not None and key is not None}
 
 
 class Candidate(NamedTuple):
@@ -537,8 +543,10 @@ def _check_plain(line: memoryview, offset: int, problems: list[tuple[int, str]])
 _BUFFER = bytearray()             # reused by every scan in this process: no page faults
 
 
-def scan_range(rng: Range, cost: Coster | None = None) -> RangeResult:
-    """Read one range block by block and return its usage lines and problems."""
+def scan_range(rng: Range, cost: Coster | None = None,
+               names: NameKeys | None = None) -> RangeResult:
+    """Read one range block by block and return its usage lines and problems; the keys of
+    the names in them are kept in `names`."""
     global _BUFFER
     lines = _Lines(rng.key, cost)
     problems: list[tuple[int, str]] = []
@@ -579,7 +587,8 @@ def scan_range(rng: Range, cost: Coster | None = None) -> RangeResult:
         return RangeResult(rng.key, rng.start, rng.start, False, [], [], exc.strerror or str(exc))
     finally:
         os.close(fd)
-    return RangeResult(rng.key, rng.start, pos, open_tail, lines.rows(), problems, None,
+    return RangeResult(rng.key, rng.start, pos, open_tail,
+                       lines.rows(NameKeys() if names is None else names), problems, None,
                        lines.first_ts, facts)
 
 
@@ -638,11 +647,12 @@ class Batch(NamedTuple):
     """The results of a batch of ranges; their lines travel together in `lines`."""
 
     results: list[RangeResult]  # each with `lines` empty
-    lines: bytes                # a serialized sqlite database: table `line` (LINE_COLUMNS)
+    lines: bytes                # a serialized sqlite database: tables `line` (LINE_COLUMNS)
+                                # and `name` (id, text): the names the lines hold by key
 
 
-def pack_lines(rows: Sequence[Row]) -> bytes:
-    """Rows as a serialized sqlite database with one table, `line`.
+def pack_lines(rows: Sequence[Row], names: Mapping[int, str]) -> bytes:
+    """Rows and names as a serialized sqlite database (tables `line` and `name`).
 
     This is how lines travel from a scanner process to the ledger: one bytes object, which
     the ledger attaches and copies with one INSERT ... SELECT, instead of a pickled tuple per
@@ -653,7 +663,9 @@ def pack_lines(rows: Sequence[Row]) -> bytes:
     db = sqlite3.connect(":memory:")
     try:
         db.execute(f"CREATE TABLE line ({', '.join(LINE_COLUMNS)})")
+        db.execute("CREATE TABLE name (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
         db.executemany(f"INSERT INTO line VALUES ({', '.join('?' * len(LINE_COLUMNS))})", rows)
+        db.executemany("INSERT INTO name VALUES (?, ?)", names.items())
         db.commit()
         return db.serialize()
     finally:
@@ -662,9 +674,10 @@ def pack_lines(rows: Sequence[Row]) -> bytes:
 
 def scan_batch(ranges: Sequence[Range], cost: Coster | None = None) -> Batch:
     """Scan the ranges and pack their lines."""
-    results = [scan_range(r, cost) for r in ranges]
+    names = NameKeys()
+    results = [scan_range(r, cost, names) for r in ranges]
     rows = [row for res in results for row in res.lines]
-    return Batch([res._replace(lines=[]) for res in results], pack_lines(rows))
+    return Batch([res._replace(lines=[]) for res in results], pack_lines(rows, names.table()))
 
 
 _WORKER_COST: Coster | None = None

@@ -1,0 +1,18 @@
+"""Stable 64-bit keys for texts: what the usage ledger stores in place of repeated texts.
+
+A text's key is the same in every process and every run (Python's `hash()` is not), so a
+scanner process can key its lines without asking the ledger, and a migration can key what
+an older calsync stored. Keys are the first 8 bytes of BLAKE2b, read as a signed integer
+(sqlite's INTEGER). Two texts with one key are not guarded against where only a key is
+kept (names: sessions, directories, branches, models): for n texts the chance is about
+n²/2⁶⁵, one in 10¹¹ for a million of them. The ledger keeps message ids themselves too.
+"""
+
+from __future__ import annotations
+
+from hashlib import blake2b
+
+
+def text_key(text: str) -> int:
+    """The text's stable signed 64-bit key."""
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
