@@ -156,18 +156,30 @@ def _int(usage: Mapping[str, Any], key: str) -> int:
 
 
 def _ts_us(value: object) -> int:
+    """A line's timestamp in UTC microseconds: RFC 3339 (as msgspec reads it, in C), else any
+    ISO 8601 form Python reads; without an offset it is UTC."""
     if type(value) is not str:
         raise BadLine(f"timestamp is not a string: {value!r}")
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadLine(f"timestamp not understood: {value[:40]!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    us = round(moment.timestamp() * 1_000_000)     # exact: the error is far below 0.5 µs
+        moment = _decode_moment(msgspec.json.encode(value))
+    except msgspec.DecodeError:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise BadLine(f"timestamp not understood: {value[:40]!r}") from None
+    us = _moment_us(moment)
     if us < 0:
         raise BadLine(f"timestamp before 1970: {value[:40]!r}")
     return us
+
+
+def _moment_us(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return round(moment.timestamp() * 1_000_000)     # exact: the error is far below 0.5 µs
+
+
+_decode_moment = msgspec.json.Decoder(datetime).decode
 
 
 def _checked_counts(usage: dict[str, Any], split: dict[str, Any] | None
@@ -283,7 +295,7 @@ class _Call(msgspec.Struct):
     message: _Message | None = None
     requestId: str | None = None
     isSidechain: Any = None
-    timestamp: Any = None
+    timestamp: datetime | None = None       # RFC 3339; another form takes the slow path
     sessionId: str | None = None
     cwd: str | None = None
     gitBranch: str | None = None
@@ -339,8 +351,12 @@ def _line_fields(raw: bytes | memoryview | str) -> tuple[Any, ...] | None:
     if src is not line:
         session, cwd, branch = (session or line.sessionId, cwd or line.cwd,
                                 branch or line.gitBranch)
+    moment = src.timestamp
+    ts = -1 if moment is None else _moment_us(moment)
+    if ts < 0:                          # missing or before 1970: the slow path says which
+        return _usage_fields(orjson.loads(raw))
     return (message.id or None, src.requestId or None, src.isSidechain is True,
-            _ts_us(src.timestamp), session or None, cwd or None, branch or None, model,
+            ts, session or None, cwd or None, branch or None, model,
             usage.input_tokens, usage.output_tokens, cw5, cw1, usage.cache_read_input_tokens,
             src.costUSD)
 

@@ -128,6 +128,17 @@ def test_timestamps_in_any_iso_form_are_read_as_utc(stamp, expected):
     assert parse_line(assistant(timestamp=stamp)).record().timestamp.isoformat() == expected
 
 
+@pytest.mark.parametrize("stamp", ["2025-11-24T14:30:12.034Z", "2025-11-24t14:30:12.034z",
+                                   "2025-11-24T14:30:12.0340005Z", "2025-11-24T15:30:12+01:00",
+                                   "2025-11-24 14:30:12.034"])
+def test_a_timestamp_reads_the_same_on_the_fast_and_the_slow_path(stamp):
+    fast = parse_line(assistant(timestamp=stamp))
+    slow = parse_line(assistant(timestamp=stamp, usage_service_tier=None,
+                                usage_output_tokens=None))     # a null count: the slow path
+    assert fast.ts_us // 1000 == 1763994612034 or fast.ts_us == 1763994612000000
+    assert slow.ts_us == fast.ts_us
+
+
 def test_non_compact_json_is_read():
     spaced = json.dumps(json.loads(assistant()), indent=None)   # ", " and ": "
     assert '"usage": {' in spaced
