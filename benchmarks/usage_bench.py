@@ -18,9 +18,11 @@ PYTHONDONTWRITEBYTECODE set and no compiled files, every run would compile calsy
 again, about 30 ms of each warm run).
 
 Each figure is the median of the runs (min-max in brackets): wall time, CPU time (user +
-system, the process and the children it waited for), peak RSS of the largest process, and
-the peak RSS of the whole process tree (sampled every 10 ms). The two reports are checked
-to agree per date and model. Results also go to benchmarks/.work/results.json.
+system, the process and the children it waited for) and peak RSS of the largest process.
+The peak RSS of the whole process tree comes from one more run of each kind, sampled every
+10 ms: sampling takes CPU on the same cores, so the timed runs are not sampled. The two
+reports are checked to agree per date and model. Results also go to
+benchmarks/.work/results.json.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,48 +69,45 @@ def native(binary: str) -> str:
 
 
 def _tree_rss(root_pid: int) -> int:
-    """RSS in bytes of a process and all its descendants."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry)
-        children.setdefault(int(fields[1]), []).append(pid)
-        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    """RSS in bytes of a process and all its descendants (read from /proc)."""
     total, todo = 0, [root_pid]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (OSError, ValueError):
+            continue                    # it ended meanwhile
     return total
 
 
-def run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Wall time, CPU time, max RSS of one process, peak RSS of its tree; stdout kept."""
+def run(cmd: list[str], env: dict[str, str], *, sample: bool = False) -> dict[str, Any]:
+    """Wall time, CPU time and max RSS of one process; with `sample`, also the peak RSS of
+    its process tree, read every 10 ms (which takes CPU from the process measured: timed
+    runs are not sampled, memory comes from runs of their own); stdout kept."""
     out = tempfile.TemporaryFile()  # noqa: SIM115 (read back after the process ends)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT)
     peak = 0
     done = threading.Event()
 
-    def sample() -> None:
+    def watch() -> None:
         nonlocal peak
         while not done.is_set():
             peak = max(peak, _tree_rss(proc.pid))
             done.wait(0.01)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    sampler = threading.Thread(target=watch, daemon=True)
+    if sample:
+        sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     done.set()
-    sampler.join()
+    if sample:
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
@@ -135,7 +135,7 @@ def append_chunk(size: int, seed: int) -> bytes:
     return data[: data.rfind(b"\n", 0, size) + 1]
 
 
-def bench(size_mb: int, runs: int, ccusage_bin: str) -> dict[str, object]:
+def bench(size_mb: int, runs: int, ccusage_bin: str) -> dict[str, Any]:
     root = corpus(size_mb)
     calsync = [sys.executable, "-m", "calsync", "usage", "--logs", str(root), "--json",
                "--tz", "UTC"]
@@ -143,29 +143,40 @@ def bench(size_mb: int, runs: int, ccusage_bin: str) -> dict[str, object]:
     base_env = {k: v for k, v in os.environ.items() if k != "CLAUDE_CONFIG_DIR"}
     state = WORK / f"state-{size_mb}"
     env = {**base_env, "CALSYNC_STATE_DIR": str(state), "NO_COLOR": "1"}
-    results: dict[str, list[dict[str, float]]] = {"ccusage": [], "cold": [], "warm": [],
-                                                   "append_1mib": []}
+    results: dict[str, list[dict[str, Any]]] = {"ccusage": [], "cold": [], "warm": [],
+                                                 "append_1mib": []}
+    peak: dict[str, int] = {}
     for _ in range(runs):                       # interleaved: both see the same load
         results["ccusage"].append(run(ccusage, {**base_env, "CLAUDE_CONFIG_DIR": str(root)}))
         shutil.rmtree(state, ignore_errors=True)
         results["cold"].append(run(calsync, env))
     agree = (daily_counts(results["cold"][-1]["stdout"], ccusage=False)
              == daily_counts(results["ccusage"][-1]["stdout"], ccusage=True))
+    peak["ccusage"] = run(ccusage, {**base_env, "CLAUDE_CONFIG_DIR": str(root)},
+                          sample=True)["tree_rss"]
+    shutil.rmtree(state, ignore_errors=True)
+    peak["cold"] = run(calsync, env, sample=True)["tree_rss"]
     for _ in range(runs):
         results["warm"].append(run(calsync, env))
+    peak["warm"] = run(calsync, env, sample=True)["tree_rss"]
     target = max(root.glob("projects/*/*.jsonl"), key=lambda p: p.stat().st_size)
     original = target.stat().st_size
     try:
-        for i in range(runs):
+        for i in range(runs + 1):               # the last one for memory
             with target.open("ab") as fh:
                 fh.write(append_chunk(MIB, seed=10_000 + i))
-            results["append_1mib"].append(run(calsync, env))
+            res = run(calsync, env, sample=i == runs)
+            if i < runs:
+                results["append_1mib"].append(res)
+            else:
+                peak["append_1mib"] = res["tree_rss"]
     finally:
         os.truncate(target, original)
     shutil.rmtree(state, ignore_errors=True)
-    summary: dict[str, object] = {"size_mb": size_mb, "agree": agree}
+    summary: dict[str, Any] = {"size_mb": size_mb, "agree": agree}
     for name, rows in results.items():
-        summary[name] = {k: [r[k] for r in rows] for k in ("wall", "cpu", "rss", "tree_rss")}
+        summary[name] = {k: [r[k] for r in rows] for k in ("wall", "cpu", "rss")}
+        summary[name]["tree_rss"] = [peak[name]]
     return summary
 
 

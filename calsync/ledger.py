@@ -382,6 +382,7 @@ class _Writer:
         self.expect: dict[int, int] = {}                # ranges still to come, per file
         self.ends: dict[int, list[cc.RangeResult]] = {}  # what came, without the lines
         self.complete: list[int] = []                   # files read to the end, unfinished
+        self.by_scanner: set[int] = set()               # new files whose rows come in batches
 
     def run(self, plan: list[_Read], workers: int, stale_prices: bool,
             pool: Any = None) -> None:
@@ -397,12 +398,17 @@ class _Writer:
                                     batch_bytes=PIECE_BYTES, pool=pool):
             self._store(batch)
             for res in batch.results:
+                self.report.bytes_read += res.end - res.start
+                if res.key in self.by_scanner:
+                    self.by_scanner.discard(res.key)
+                    if res.error is None:           # its row came in the batch
+                        del self.ids[res.key]
+                        continue
                 # keep what the file's ledger row needs (memory stays flat)
-                self.ends.setdefault(res.key, []).append(res._replace(problems=res.problems[:1]))
+                self.ends.setdefault(res.key, []).append(res)
                 self.expect[res.key] -= 1
                 if not self.expect[res.key]:
                     self.complete.append(res.key)
-                self.report.bytes_read += res.end - res.start
             self._finish_files()
         if bulk:
             for sql in USAGE_LINE_INDEXES.values():
@@ -422,7 +428,6 @@ class _Writer:
         for item in plan:
             if item.row is None:
                 file_id, next_id = next_id, next_id + 1
-                new.append((file_id, self.scope, item.path, *item.stat[:2], -1, -1))
             else:
                 file_id = item.row.id
                 if item.start == 0 and item.row.offset > 0:
@@ -431,6 +436,11 @@ class _Writer:
             self.ids[file_id] = item
             pieces = cc.split_ranges(file_id, item.path, item.start, item.stat[2],
                                      PIECE_BYTES)
+            if item.row is None:
+                new.append((file_id, self.scope, item.path, *item.stat[:2], -1, -1))
+                if len(pieces) == 1:                    # the scanner writes its row
+                    pieces = [pieces[0]._replace(stat=item.stat)]
+                    self.by_scanner.add(file_id)
             self.expect[file_id] = len(pieces)
             ranges += pieces
         self.conn.executemany("INSERT INTO usage_file (id, scope, path, dev, ino, size, "
@@ -464,11 +474,12 @@ class _Writer:
                          "WHERE mh IS NOT NULL")
             conn.execute(f"INSERT OR IGNORE INTO aff_bucket SELECT ts / {BUCKET_US} "
                          "FROM scan.line")
-        problems = [(res.key, off, msg) for res in batch.results if res.error is None
-                    for off, msg in res.problems]
-        if problems:
-            conn.executemany("INSERT INTO usage_problem (file, off, message) VALUES (?, ?, ?)",
-                             problems)
+        conn.execute("INSERT INTO usage_problem (file, off, line, message) "
+                     "SELECT file, off, line, message FROM scan.problem")
+        conn.execute("UPDATE usage_file SET dev = f.dev, ino = f.ino, size = f.size, "
+                     "mtime_ns = f.mtime_ns, offset = f.offset, head = f.head, tail = f.tail, "
+                     "open_tail = f.open_tail, first_ts = f.first_ts, resumed = f.resumed "
+                     "FROM scan.file f WHERE usage_file.id = f.id")
 
     def _finish_files(self) -> None:
         """Write the ledger rows of the files read to the end."""
@@ -515,16 +526,11 @@ class _Writer:
         """Turn the byte offsets of new problems into line numbers (one pass over the file)."""
         todo = self.conn.execute("SELECT rowid, off FROM usage_problem WHERE file = ? AND "
                                  "line IS NULL ORDER BY off", (file_id,)).fetchall()
-        if not todo:
-            return
-        numbered = []
-        with open(path, "rb") as fh:
-            line, at = 1, 0
-            for rowid, off in todo:
-                line += fh.read(off - at).count(b"\n")
-                at = off
-                numbered.append((line, rowid))
-        self.conn.executemany("UPDATE usage_problem SET line = ? WHERE rowid = ?", numbered)
+        if todo:
+            lines = cc.line_numbers(path, [off for _, off in todo])
+            self.conn.executemany("UPDATE usage_problem SET line = ? WHERE rowid = ?",
+                                  [(line, rowid) for (rowid, _), line in zip(todo, lines,
+                                                                             strict=True)])
 
     def _reprice(self) -> None:
         prices = self.ledger.prices

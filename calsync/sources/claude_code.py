@@ -380,6 +380,8 @@ class Range(NamedTuple):
     start: int
     stop: int
     eof: bool
+    stat: FileStat | None = None  # given for a new file read whole: the scanner writes its
+                                  # ledger row (table `file` of the batch)
 
 
 class RangeResult(NamedTuple):
@@ -660,28 +662,41 @@ def scan_processes() -> int:
 
 
 class Batch(NamedTuple):
-    """The results of a batch of ranges; their lines travel together in `lines`."""
+    """The results of a batch of ranges; what they found travels together in `lines`."""
 
-    results: list[RangeResult]  # each with `lines` empty
-    lines: bytes                # a serialized sqlite database: tables `line` (LINE_COLUMNS)
-                                # and `name` (id, text): the names the lines hold by key
+    results: list[RangeResult]  # each with `lines` and `problems` empty
+    lines: bytes                # a serialized sqlite database (`pack`)
 
 
-def pack_lines(rows: Sequence[Row], names: Mapping[int, str]) -> bytes:
-    """Rows and names as a serialized sqlite database (tables `line` and `name`).
+# The batch's tables: its lines; the names they hold by key; its problems, numbered when the
+# range starts the file; and the ledger rows of the new files it read whole.
+_BATCH_TABLES = (
+    f"CREATE TABLE line ({', '.join(LINE_COLUMNS)})",
+    "CREATE TABLE name (id INTEGER PRIMARY KEY, text TEXT NOT NULL)",
+    "CREATE TABLE problem (file, off, line, message)",
+    "CREATE TABLE file (id, path, dev, ino, size, mtime_ns, offset, head, tail, open_tail, "
+    "first_ts, resumed)",
+)
 
-    This is how lines travel from a scanner process to the ledger: one bytes object, which
-    the ledger attaches and copies with one INSERT ... SELECT, instead of a pickled tuple per
-    line and an executemany (each costs the parent a few microseconds per line).
+
+def pack(rows: Sequence[Row], names: Mapping[int, str], problems: Sequence[tuple[Any, ...]],
+         files: Sequence[tuple[Any, ...]]) -> bytes:
+    """A batch's findings as a serialized sqlite database (`_BATCH_TABLES`).
+
+    This is how they travel from a scanner process to the ledger: one bytes object, which
+    the ledger attaches and copies with an INSERT ... SELECT per table, instead of a pickled
+    tuple per line and an executemany (each costs the parent a few microseconds per line).
     """
     import sqlite3
 
     db = sqlite3.connect(":memory:")
     try:
-        db.execute(f"CREATE TABLE line ({', '.join(LINE_COLUMNS)})")
-        db.execute("CREATE TABLE name (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+        for statement in _BATCH_TABLES:
+            db.execute(statement)
         db.executemany(f"INSERT INTO line VALUES ({', '.join('?' * len(LINE_COLUMNS))})", rows)
         db.executemany("INSERT INTO name VALUES (?, ?)", names.items())
+        db.executemany("INSERT INTO problem VALUES (?, ?, ?, ?)", problems)
+        db.executemany(f"INSERT INTO file VALUES ({', '.join('?' * 12)})", files)
         db.commit()
         return db.serialize()
     finally:
@@ -689,11 +704,40 @@ def pack_lines(rows: Sequence[Row], names: Mapping[int, str]) -> bytes:
 
 
 def scan_batch(ranges: Sequence[Range], cost: Coster | None = None) -> Batch:
-    """Scan the ranges and pack their lines."""
+    """Scan the ranges and pack what they found."""
     names = NameKeys()
-    results = [scan_range(r, cost, names) for r in ranges]
-    rows = [row for res in results for row in res.lines]
-    return Batch([res._replace(lines=[]) for res in results], pack_lines(rows, names.table()))
+    results, rows, problems, files = [], [], [], []
+    for rng in ranges:
+        res = scan_range(rng, cost, names)
+        rows += res.lines
+        if res.problems:
+            lines: Sequence[int | None] = [None] * len(res.problems)
+            if rng.start == 0 and res.error is None:
+                lines = line_numbers(rng.path, [off for off, _ in res.problems])
+            problems += [(rng.key, off, line, msg)
+                         for (off, msg), line in zip(res.problems, lines, strict=True)]
+        if rng.stat is not None and res.error is None and res.facts is not None:
+            files.append((rng.key, rng.path, *rng.stat, res.end, res.facts.head,
+                          res.facts.tail, int(res.open_tail), res.first_ts,
+                          int(res.facts.resumed)))
+        results.append(res._replace(lines=[], problems=res.problems[:1]))
+    return Batch(results, pack(rows, names.table(), problems, files))
+
+
+def line_numbers(path: str, offsets: Sequence[int]) -> list[int | None]:
+    """The line number (from 1) at each of these ascending byte offsets of a file; None for
+    all when it cannot be read."""
+    out: list[int | None] = []
+    try:
+        with open(path, "rb") as fh:
+            line, at = 1, 0
+            for off in offsets:
+                line += fh.read(off - at).count(b"\n")
+                at = off
+                out.append(line)
+    except OSError:
+        return [None] * len(offsets)
+    return out
 
 
 _WORKER_COST: Coster | None = None
