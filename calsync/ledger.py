@@ -23,10 +23,11 @@ Ties (a resumed session's copies of old messages) go to a file that does not sta
 `summary` line (it is not a resumed session), then to the file that starts earliest, then to
 the first line in path order: the copies stay with the session they happened in.
 Because the decision depends only on the lines, not on the order they were read in, an
-incremental run gives exactly what a cold run gives. Lines are found by the 64-bit key of
-their message.id (`calsync.keys`); where a key has exactly one non-sidechain line (the usual
-case: a sub-agent's call and the progress line that copies it) rule 2 is applied to the key
-without reading the lines, otherwise the lines are told apart by message.id itself.
+incremental run gives exactly what a cold run gives. The ledger keeps message.id and
+requestId as their 64-bit keys (`calsync.keys`), not as text: a line is found, and told
+apart, by its keys. Where a message has exactly one non-sidechain line (the usual case: a
+sub-agent's call and the progress line that copies it) rule 2 is applied from the index
+alone. Records read back from the ledger carry no message or request ids.
 
 Winners are summed per 15-minute bucket, model, session and working directory in
 `usage_agg`, so reports in any time zone never touch the lines. Sessions, directories,
@@ -278,7 +279,7 @@ class Ledger:
         lo = _us(since) if since else 0
         hi = _us(until) if until else 1 << 62
         rows = self.conn.execute(
-            "SELECT ts, session, cwd, branch, model, inp, out, cw5, cw1, cr, cost, mid, rid "
+            "SELECT ts, session, cwd, branch, model, inp, out, cw5, cw1, cr, cost "
             "FROM usage_line WHERE scope = ? AND ts >= ? AND ts < ? AND win = 1 ORDER BY ts",
             (self.scope, lo, hi)).fetchall()
         name = self._names({k for row in rows for k in row[1:5]})
@@ -286,9 +287,8 @@ class Ledger:
             timestamp=datetime.fromtimestamp(ts / 1e6, UTC), session_id=name(session),
             cwd=name(cwd) or None, git_branch=name(branch) or None, model=name(model),
             input_tokens=i, output_tokens=o, cache_creation_5m_tokens=c5,
-            cache_creation_1h_tokens=c1, cache_read_tokens=cr, cost_usd=cost, message_id=mid,
-            request_id=rid)
-            for ts, session, cwd, branch, model, i, o, c5, c1, cr, cost, mid, rid in rows]
+            cache_creation_1h_tokens=c1, cache_read_tokens=cr, cost_usd=cost)
+            for ts, session, cwd, branch, model, i, o, c5, c1, cr, cost in rows]
         return out + self._manual(lo, hi)
 
     def _names(self, keys: set[int | None]) -> Callable[[int | None], str]:
@@ -342,16 +342,6 @@ def _offsets(tz: tzinfo, lo: int, hi: int) -> list[tuple[int, int]]:
 def _us(moment: datetime) -> int:
     delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _by_message(rows: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
-    """Rows sharing a message hash, split by message.id (a hash collision must not merge)."""
-    if len(rows) == 1:
-        return [rows]
-    groups: dict[str, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        groups.setdefault(row[2], []).append(row)
-    return list(groups.values())
 
 
 def _priced_model(model: str) -> str:
@@ -569,22 +559,22 @@ class _Writer:
                          "one_main o CROSS JOIN usage_line l ON l.scope = ? AND l.mh = o.mh "
                          "WHERE (l.side = 0) != l.win", (scope,))
         # The rest, with `choose`.
-        cur = conn.execute("SELECT l.id, l.mh, l.mid, l.rid, l.side, l.total, l.file, l.off, "
-                           "l.win, l.ts FROM aff_mid a CROSS JOIN usage_line l "
+        cur = conn.execute("SELECT l.id, l.mh, l.rh, l.side, l.total, l.file, l.off, l.win, "
+                           "l.ts FROM aff_mid a CROSS JOIN usage_line l "
                            "ON l.scope = ? AND l.mh = a.mh WHERE a.mh NOT IN "
                            "(SELECT mh FROM one_main) ORDER BY a.mh", (scope,))
         files: dict[int, tuple[int, int, str]] | None = None
         flips: list[tuple[int, int, int]] = []
-        for _, same_hash in itertools.groupby(cur, key=operator.itemgetter(1)):
+        for _, same_message in itertools.groupby(cur, key=operator.itemgetter(1)):
             if files is None:
                 files = self._file_order()
-            for group in _by_message(list(same_hash)):
-                winners = set(cc.choose([cc.Candidate(r[0], r[3], bool(r[4]), r[5],
-                                                      (*files[r[6]], r[7])) for r in group]))
-                for r in group:
-                    win = int(r[0] in winners)
-                    if win != r[8]:
-                        flips.append((r[0], win, r[9] // BUCKET_US))
+            group = list(same_message)
+            winners = set(cc.choose([cc.Candidate(r[0], r[2], bool(r[3]), r[4],
+                                                  (*files[r[5]], r[6])) for r in group]))
+            for r in group:
+                win = int(r[0] in winners)
+                if win != r[7]:
+                    flips.append((r[0], win, r[8] // BUCKET_US))
             if len(flips) >= 8192:      # streamed: memory stays flat however many lines
                 conn.executemany("INSERT INTO flip VALUES (?, ?, ?)", flips)
                 flips = []

@@ -16,7 +16,8 @@ usage_scope    one set of Claude Code `projects` dirs read together (scopes neve
 usage_file     per transcript: identity, size, offset after the last line read, hashes
 usage_line     the best line per (file, message.id, requestId, sidechain); `win` marks the
                lines counted after de-duplication across files: the usage records; `mh`
-               is a 64-bit hash of message.id, the key to find a message's lines
+               is a 64-bit hash of message.id, the key to find a message's lines (since
+               migration 4 `rh` holds requestId's key, and neither id is kept as text)
 usage_problem  malformed lines (path:line) still present in the files
 usage_agg      winners summed per 15-minute bucket, model, session and working directory
 usage_manual   records added with `calsync log`
@@ -158,10 +159,10 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
 
 def _keyed_names(conn: sqlite3.Connection) -> None:
     """Migration 4: the ledger keeps sessions, directories, branches and models once, in
-    `usage_name`, and refers to them by key (`calsync.keys`): a line takes a third of the
-    space, and a cold scan of a large history writes, indexes and sums that much less.
-    The message index also holds `side`, so the usual de-duplication is decided from the
-    index alone."""
+    `usage_name`, and refers to them by key (`calsync.keys`); message.id and requestId are
+    kept as their keys only (`mh`, which it had, and `rh`). A line takes half the space,
+    and a cold scan of a large history writes, indexes and sums that much less. The message
+    index also holds `side`, so the usual de-duplication is decided from the index alone."""
     from .keys import text_key
 
     conn.create_function("calsync_key", 1, lambda t: None if t is None else text_key(t),
@@ -171,8 +172,8 @@ def _keyed_names(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-_LINE_COLUMNS = ("id, scope, file, off, mid, rid, side, ts, session, cwd, branch, model, inp, "
-                 "out, cw5, cw1, cr, line_cost, cost, total, mh, win")
+_LINE_COLUMNS = ("id, scope, file, off, mh, rh, side, ts, session, cwd, branch, model, inp, "
+                 "out, cw5, cw1, cr, line_cost, cost, total, win")
 _AGG_SUMS = "n, inp, out, cw5, cw1, cr, cost, unpriced, first_ts, last_ts"
 _KEYED_NAMES_SQL = f"""
     CREATE TABLE usage_name (
@@ -189,7 +190,7 @@ _KEYED_NAMES_SQL = f"""
         scope INTEGER NOT NULL,
         file INTEGER NOT NULL,
         off INTEGER NOT NULL,
-        mid TEXT, rid TEXT,
+        mh INTEGER, rh INTEGER,
         side INTEGER NOT NULL,
         ts INTEGER NOT NULL,
         session INTEGER, cwd INTEGER, branch INTEGER,
@@ -199,13 +200,12 @@ _KEYED_NAMES_SQL = f"""
         line_cost REAL,
         cost REAL,
         total INTEGER NOT NULL,
-        mh INTEGER,
         win INTEGER NOT NULL DEFAULT 1
     );
     INSERT INTO usage_line_keyed ({_LINE_COLUMNS})
-        SELECT id, scope, file, off, mid, rid, side, ts, calsync_key(session), calsync_key(cwd),
-               calsync_key(branch), calsync_key(model), inp, out, cw5, cw1, cr, line_cost, cost,
-               total, mh, win FROM usage_line;
+        SELECT id, scope, file, off, mh, calsync_key(rid), side, ts, calsync_key(session),
+               calsync_key(cwd), calsync_key(branch), calsync_key(model), inp, out, cw5, cw1, cr,
+               line_cost, cost, total, win FROM usage_line;
     DROP TABLE usage_line;
     ALTER TABLE usage_line_keyed RENAME TO usage_line;
     CREATE INDEX usage_line_mh ON usage_line (scope, mh, side);

@@ -43,7 +43,7 @@ def fresh(tmp_path):
 def _record(r):
     return (r.timestamp, r.session_id, r.cwd, r.git_branch, r.model, r.input_tokens,
             r.output_tokens, r.cache_creation_5m_tokens, r.cache_creation_1h_tokens,
-            r.cache_read_tokens, r.cost_usd, r.message_id, r.request_id, r.manual)
+            r.cache_read_tokens, r.cost_usd, r.manual)
 
 
 def test_a_version_3_ledger_gives_after_migration_what_its_logs_give_now(v3_env, fresh):

@@ -404,13 +404,13 @@ class FileFacts(NamedTuple):
     resumed: bool               # it starts with a `summary` line: a resumed session
 
 
-# One kept line, in this order (`LINE_COLUMNS` names them): the file's key, offset,
-# message.id, requestId, sidechain, ts_us, the keys (`calsync.keys`) of session, cwd, branch
-# and model, input, output, cache write 5m, cache write 1h, cache read, costUSD, cost,
-# total tokens, the key of message.id
+# One kept line, in this order (`LINE_COLUMNS` names them): the file's key, offset, the keys
+# (`calsync.keys`) of message.id and requestId, sidechain, ts_us, the keys of session, cwd,
+# branch and model, input, output, cache write 5m, cache write 1h, cache read, costUSD,
+# cost, total tokens
 Row = tuple[Any, ...]
-LINE_COLUMNS = ("file", "off", "mid", "rid", "side", "ts", "session", "cwd", "branch", "model",
-                "inp", "out", "cw5", "cw1", "cr", "line_cost", "cost", "total", "mh")
+LINE_COLUMNS = ("file", "off", "mh", "rh", "side", "ts", "session", "cwd", "branch", "model",
+                "inp", "out", "cw5", "cw1", "cr", "line_cost", "cost", "total")
 Coster = Callable[[str, int, int, int, int, int], float | None]
 HASH_BYTES = 4096
 
@@ -465,10 +465,10 @@ class _Lines:
             price = u[13]
             if price is None and cost is not None:
                 price = cost(u[7], u[8], u[9], u[10], u[11], u[12])
-            mid = u[0]
-            out.append((key, offset, mid, u[1], u[2], u[3], k[u[4]], k[u[5]], k[u[6]], k[u[7]],
-                        u[8], u[9], u[10], u[11], u[12], u[13], price, total,
-                        None if mid is None else text_key(mid)))
+            mid, rid = u[0], u[1]
+            out.append((key, offset, None if mid is None else text_key(mid),
+                        None if rid is None else text_key(rid), u[2], u[3], k[u[4]], k[u[5]],
+                        k[u[6]], k[u[7]], u[8], u[9], u[10], u[11], u[12], u[13], price, total))
         return out
 
 
@@ -488,7 +488,7 @@ class Candidate(NamedTuple):
     """One stored line, as the de-duplication rule sees it."""
 
     id: int
-    request_id: str | None
+    request_id: int | None      # the key of requestId
     sidechain: bool
     total: int
     order: tuple[Any, ...]      # smaller wins a tie: (resumed file, file start, path, offset)
@@ -505,7 +505,7 @@ def choose(lines: Sequence[Candidate]) -> list[int]:
     main = [c for c in lines if not c.sidechain]
     if not main:
         return [min(lines, key=_rank).id]
-    best: dict[str | None, Candidate] = {}
+    best: dict[int | None, Candidate] = {}
     for c in main:
         held = best.get(c.request_id)
         if held is None or _rank(c) < _rank(held):
