@@ -264,8 +264,9 @@ class Ledger:
 
     def _offset_sql(self, tz: tzinfo, lo: int, hi: int) -> str:
         """SQL for the UTC offset (seconds) of `tz` at `bucket`: a CASE over its changes."""
-        first, last = self.conn.execute("SELECT MIN(bucket), MAX(bucket) FROM usage_agg WHERE "
-                                        "scope = ?", (self.scope,)).fetchone()
+        first, last = (self.conn.execute(f"SELECT {f}(bucket) FROM usage_agg WHERE scope = ?",
+                                         (self.scope,)).fetchone()[0] for f in ("MIN", "MAX"))
+        # (one query each: together they scan the table, alone each reads one end of it)
         changes = _offsets(tz, max(lo, first or 0), min(hi, (last or 0) + 1))
         if len(changes) == 1:
             return str(changes[0][1])
@@ -376,7 +377,8 @@ class _Writer:
 
     def run(self, plan: list[_Read], workers: int, stale_prices: bool,
             pool: Any = None) -> None:
-        self.conn.execute("PRAGMA cache_size = -4096")    # 4 MiB
+        self.conn.execute("PRAGMA cache_size = -16384")    # 16 MiB: bounded, and a big first
+        # scan writes each page about once instead of spilling and reading pages back
         empty = self.conn.execute("SELECT 1 FROM usage_line LIMIT 1").fetchone() is None
         bulk = self.cold and empty
         if bulk:
@@ -415,23 +417,26 @@ class _Writer:
         new: list[tuple[Any, ...]] = []     # new files get their rows now, the rest when read
         next_id = int(self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM usage_file")
                       .fetchone()[0])
+        scope, ids, expect = self.scope, self.ids, self.expect
         for item in plan:
+            size = item.stat[2]
             if item.row is None:
                 file_id, next_id = next_id, next_id + 1
+                new.append((file_id, scope, item.path, *item.stat[:2], -1, -1))
+                if size <= PIECE_BYTES:         # read whole by one scanner, which writes its row
+                    ids[file_id] = item
+                    expect[file_id] = 1
+                    ranges.append(cc.Range(file_id, item.path, 0, size, True, item.stat))
+                    self.by_scanner.add(file_id)
+                    continue
             else:
                 file_id = item.row.id
                 if item.start == 0 and item.row.offset > 0:
                     self._forget(file_id)
                     self.report.reread.append(item.path)
-            self.ids[file_id] = item
-            pieces = cc.split_ranges(file_id, item.path, item.start, item.stat[2],
-                                     PIECE_BYTES)
-            if item.row is None:
-                new.append((file_id, self.scope, item.path, *item.stat[:2], -1, -1))
-                if len(pieces) == 1:                    # the scanner writes its row
-                    pieces = [pieces[0]._replace(stat=item.stat)]
-                    self.by_scanner.add(file_id)
-            self.expect[file_id] = len(pieces)
+            ids[file_id] = item
+            pieces = cc.split_ranges(file_id, item.path, item.start, size, PIECE_BYTES)
+            expect[file_id] = len(pieces)
             ranges += pieces
         self.conn.executemany("INSERT INTO usage_file (id, scope, path, dev, ino, size, "
                               "mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?)", new)

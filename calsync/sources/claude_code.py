@@ -425,10 +425,17 @@ def file_hashes(fd: int, end: int) -> tuple[bytes, bytes]:
     return _digest(os.pread(fd, n, 0)), _digest(os.pread(fd, n, end - n))
 
 
-def _facts(fd: int, end: int) -> FileFacts:
-    head, tail = file_hashes(fd, end)
-    first = os.pread(fd, HASH_BYTES, 0).split(b"\n", 1)[0].replace(b" ", b"")
-    return FileFacts(head, tail, first.startswith(b'{"type":"summary"'))
+def _facts(fd: int, end: int, block: bytearray | None = None) -> FileFacts:
+    """The file's facts up to `end`, read from `block` when it holds the file's first `end`
+    bytes (a small file scanned in one read), else from the file."""
+    n = min(HASH_BYTES, end)
+    if block is not None:
+        head, tail = bytes(block[:n]), bytes(block[end - n:end])
+    else:
+        head = os.pread(fd, n, 0)
+        tail = head if end <= HASH_BYTES else os.pread(fd, n, end - n)
+    first = head.split(b"\n", 1)[0].replace(b" ", b"")
+    return FileFacts(_digest(head), _digest(tail), first.startswith(b'{"type":"summary"'))
 
 
 class _Lines:
@@ -577,9 +584,9 @@ def scan_range(rng: Range, cost: Coster | None = None,
             _BUFFER = bytearray(READ_BLOCK)
         buf = _BUFFER
         pos = _first_line_start(fd, rng.start)
-        size = 0
+        size, at = 0, -1
         while pos < rng.stop:
-            size = os.preadv(fd, [buf], pos)
+            size, at = os.preadv(fd, [buf], pos), pos
             if not size:
                 break
             used = _scan_block(buf, size, pos, rng.stop, lines, problems)
@@ -592,15 +599,11 @@ def scan_range(rng: Range, cost: Coster | None = None,
             elif size < len(buf):                   # the end of the file: `used` is the rest
                 break
         open_tail = False
-        tail = bytes(buf[used:size]) if size and pos < rng.stop else b""
-        if rng.eof and tail:
-            found, tail_ok = _tail(tail)
-            if tail_ok:
-                if found is not None:
-                    lines.add(pos, found)
-                pos += len(tail)
-                open_tail = True
-        facts = _facts(fd, pos) if rng.eof else None
+        if rng.eof and size and pos < rng.stop:
+            pos, open_tail = _last_line(bytes(buf[used:size]), pos, lines)
+        facts = None
+        if rng.eof:
+            facts = _facts(fd, pos, buf if at == 0 and pos <= size else None)
     except OSError as exc:
         return RangeResult(rng.key, rng.start, rng.start, False, [], [], exc.strerror or str(exc))
     finally:
@@ -610,13 +613,18 @@ def scan_range(rng: Range, cost: Coster | None = None,
                        lines.first_ts, facts)
 
 
-def _tail(data: bytes) -> tuple[tuple[Any, ...] | None, bool]:
-    """A last line without a newline: (its usage, True) if it is complete JSON; else it may
-    still be being written, and is left for the next run."""
+def _last_line(data: bytes, pos: int, lines: _Lines) -> tuple[int, bool]:
+    """A last line without a newline, at `pos`: taken if it is complete JSON (the offset
+    after it, True); else it may still be being written, and is left for the next run."""
+    if not data:
+        return pos, False
     try:
-        return _line_fields(data), True
+        found = _line_fields(data)
     except (orjson.JSONDecodeError, BadLine):
-        return None, False
+        return pos, False
+    if found is not None:
+        lines.add(pos, found)
+    return pos + len(data), True
 
 
 def _skip_line(fd: int, pos: int, head: bytes, problems: list[tuple[int, str]]) -> int:
