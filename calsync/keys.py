@@ -5,14 +5,21 @@ scanner process can key its lines without asking the ledger, and a migration can
 an older calsync stored. Keys are the first 8 bytes of BLAKE2b, read as a signed integer
 (sqlite's INTEGER). Two texts with one key are not guarded against where only a key is
 kept (names: sessions, directories, branches, models): for n texts the chance is about
-n²/2⁶⁵, one in 10¹¹ for a million of them. The ledger keeps message ids themselves too.
+n²/2⁶⁵, one in 10¹¹ for a million of them.
 """
 
 from __future__ import annotations
 
 from hashlib import blake2b
+from zlib import crc32
 
 
 def text_key(text: str) -> int:
     """The text's stable signed 64-bit key."""
     return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def request_key(request_id: str) -> int:
+    """A requestId's key: its CRC-32. It only has to tell apart the requests of one message
+    (a handful at most), and it is computed for every line kept, so it is the cheap one."""
+    return crc32(request_id.encode())

@@ -42,6 +42,7 @@ import contextlib
 import gc
 import hashlib
 import itertools
+import marshal
 import operator
 import os
 import sqlite3
@@ -162,14 +163,21 @@ class Ledger:
         """Read what is new in the logs into the ledger; report what was wrong with them."""
         found, unreadable = cc.find_files(self.dirs)
         report = ScanReport(files=len(found), unreadable=unreadable)
-        stale_prices = self._stale_prices()
-        plan = self._plan(found)
+        stale_prices, listing = self._scope_state()
+        key = _listing_key(found)
+        changed = [] if key == listing else self._changed(found)
+        if not changed and key != listing:
+            # The files match the ledger: keep their digest, so that the next run that finds
+            # the same files compares one digest instead of every file's row.
+            self.conn.execute("UPDATE usage_scope SET listing = ? WHERE id = ?",
+                              (key, self.scope))
+        plan = self._plan(changed)
         if plan or stale_prices:
             pool = self._pool(plan, workers)
             self.conn.execute("ATTACH ':memory:' AS scan")     # where scanned lines arrive
             self.conn.execute("BEGIN IMMEDIATE")
             try:                            # again under the lock: another run may have read
-                plan = self._plan([(p.path, p.stat) for p in plan])
+                plan = self._plan(self._changed([(p.path, p.stat) for p in plan]))
                 _Writer(self, report).run(plan, workers, stale_prices, pool)
                 self.conn.execute("COMMIT")
             except BaseException:
@@ -193,8 +201,9 @@ class Ledger:
         prices = self.prices
         return cc.start_pool(workers or cc.scan_processes(), prices.cost if prices else None)
 
-    def _plan(self, found: Sequence[tuple[str, cc.FileStat]]) -> list[_Read]:
-        """What to read, file by file; the warm path compares stats and reads nothing."""
+    def _changed(self, found: Sequence[tuple[str, cc.FileStat]]
+                 ) -> list[tuple[str, cc.FileStat]]:
+        """The files whose stat is not their ledger row's (new files included)."""
         if not found:
             return []
         sql = "SELECT path, dev, ino, size, mtime_ns FROM usage_file WHERE scope = ?"
@@ -204,17 +213,21 @@ class Ledger:
             cur = self.conn.execute(f"{sql} AND path IN ({', '.join('?' * len(found))})",
                                     (self.scope, *(path for path, _ in found)))
         get = {r[0]: r[1:] for r in cur}.get
-        changed = [(path, st) for path, st in found if get(path) != st]
+        return [(path, st) for path, st in found if get(path) != st]
+
+    def _plan(self, changed: list[tuple[str, cc.FileStat]]) -> list[_Read]:
+        """What to read of the changed files, file by file."""
         if not changed:
             return []
         changed.sort()
         rows = self._rows([path for path, _ in changed])
         return [p for p in (_plan_file(rows.get(path), path, st) for path, st in changed) if p]
 
-    def _stale_prices(self) -> bool:
-        row = self.conn.execute("SELECT prices FROM usage_scope WHERE id = ?",
-                                (self.scope,)).fetchone()
-        return bool(self.price_key) and row[0] != self.price_key
+    def _scope_state(self) -> tuple[bool, bytes | None]:
+        """(the costs were made with other prices, the listing key the ledger last matched)"""
+        prices, listing = self.conn.execute("SELECT prices, listing FROM usage_scope WHERE "
+                                            "id = ?", (self.scope,)).fetchone()
+        return bool(self.price_key) and prices != self.price_key, listing
 
     def _has_history(self) -> bool:
         return (self.conn.execute("SELECT 1 FROM usage_agg WHERE scope = ? LIMIT 1",
@@ -338,6 +351,11 @@ def _offsets(tz: tzinfo, lo: int, hi: int) -> list[tuple[int, int]]:
             out.append((b, offset(b)))
         at = nxt
     return out
+
+
+def _listing_key(found: list[tuple[str, cc.FileStat]]) -> bytes:
+    """A digest of a listing: every file with its device, inode, size and mtime, in order."""
+    return hashlib.blake2b(marshal.dumps(found), digest_size=16).digest()
 
 
 def _us(moment: datetime) -> int:

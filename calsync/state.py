@@ -21,6 +21,8 @@ usage_line     the best line per (file, message.id, requestId, sidechain); `win`
 usage_problem  malformed lines (path:line) still present in the files
 usage_agg      winners summed per 15-minute bucket, model, session and working directory
 usage_manual   records added with `calsync log`
+usage_scope.listing (migration 4) a digest of the listing (files, sizes, times) the ledger
+               last matched: a run that finds the same one compares nothing else
 usage_name     (migration 4) sessions, directories, branches and models, by the key
                (`calsync.keys`) that usage_line and usage_agg hold instead of the text;
                in usage_agg, 0 stands for none
@@ -163,10 +165,12 @@ def _keyed_names(conn: sqlite3.Connection) -> None:
     kept as their keys only (`mh`, which it had, and `rh`). A line takes half the space,
     and a cold scan of a large history writes, indexes and sums that much less. The message
     index also holds `side`, so the usual de-duplication is decided from the index alone."""
-    from .keys import text_key
+    from .keys import request_key, text_key
 
     conn.create_function("calsync_key", 1, lambda t: None if t is None else text_key(t),
                          deterministic=True)
+    conn.create_function("calsync_request_key", 1,
+                         lambda t: None if t is None else request_key(t), deterministic=True)
     for statement in _KEYED_NAMES_SQL.split(";"):
         if statement.strip():
             conn.execute(statement)
@@ -203,7 +207,7 @@ _KEYED_NAMES_SQL = f"""
         win INTEGER NOT NULL DEFAULT 1
     );
     INSERT INTO usage_line_keyed ({_LINE_COLUMNS})
-        SELECT id, scope, file, off, mh, calsync_key(rid), side, ts, calsync_key(session),
+        SELECT id, scope, file, off, mh, calsync_request_key(rid), side, ts, calsync_key(session),
                calsync_key(cwd), calsync_key(branch), calsync_key(model), inp, out, cw5, cw1, cr,
                line_cost, cost, total, win FROM usage_line;
     DROP TABLE usage_line;
@@ -230,7 +234,8 @@ _KEYED_NAMES_SQL = f"""
                CASE session WHEN '' THEN 0 ELSE calsync_key(session) END,
                CASE cwd WHEN '' THEN 0 ELSE calsync_key(cwd) END, {_AGG_SUMS} FROM usage_agg;
     DROP TABLE usage_agg;
-    ALTER TABLE usage_agg_keyed RENAME TO usage_agg
+    ALTER TABLE usage_agg_keyed RENAME TO usage_agg;
+    ALTER TABLE usage_scope ADD COLUMN listing BLOB
 """
 
 

@@ -197,6 +197,17 @@ def test_a_warm_run_reads_nothing(tmp_path, env):
     assert first.rows == second.rows
 
 
+def test_a_change_after_quiet_runs_is_still_read(tmp_path, env):
+    path = write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    for _ in range(3):                  # read; then matched (its digest kept); then the digest
+        assert [r[0] for r in counted(tmp_path, env)] == [10]
+    with path.open("a") as fh:
+        fh.write(usage_line("m2", "r2", 20) + "\n")
+    assert [r[0] for r in counted(tmp_path, env)] == [10, 20]
+    write(tmp_path, "p/t.jsonl", [usage_line("m3", "r3", 30)])
+    assert [r[0] for r in counted(tmp_path, env)] == [10, 20, 30]
+
+
 def test_many_processes_give_what_one_gives(tmp_path, env, monkeypatch):
     corpus = generate(tmp_path / "logs", seed=5, sessions=6, turns=6,
                       features=Features(binary_file=True))

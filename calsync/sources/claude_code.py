@@ -34,7 +34,7 @@ from typing import Annotated, Any, NamedTuple
 import msgspec
 import orjson
 
-from ..keys import text_key
+from ..keys import request_key, text_key
 from ..model import UsageRecord
 
 USAGE_MARKER = b'"usage"'
@@ -351,8 +351,9 @@ def _line_fields(raw: bytes | memoryview | str) -> tuple[Any, ...] | None:
     if src is not line:
         session, cwd, branch = (session or line.sessionId, cwd or line.cwd,
                                 branch or line.gitBranch)
-    moment = src.timestamp
-    ts = -1 if moment is None else _moment_us(moment)
+    moment = src.timestamp              # `_moment_us`, inline: this runs for every line
+    ts = -1 if moment is None else round(
+        (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1_000_000)
     if ts < 0:                          # missing or before 1970: the slow path says which
         return _usage_fields(orjson.loads(raw))
     return (message.id or None, src.requestId or None, src.isSidechain is True,
@@ -474,8 +475,9 @@ class _Lines:
                 price = cost(u[7], u[8], u[9], u[10], u[11], u[12])
             mid, rid = u[0], u[1]
             out.append((key, offset, None if mid is None else text_key(mid),
-                        None if rid is None else text_key(rid), u[2], u[3], k[u[4]], k[u[5]],
-                        k[u[6]], k[u[7]], u[8], u[9], u[10], u[11], u[12], u[13], price, total))
+                        None if rid is None else request_key(rid), u[2], u[3], k[u[4]],
+                        k[u[5]], k[u[6]], k[u[7]], u[8], u[9], u[10], u[11], u[12], u[13],
+                        price, total))
         return out
 
 

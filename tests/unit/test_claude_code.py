@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calsync.keys import text_key
+from calsync.keys import request_key
 from calsync.sources.claude_code import (
     BadLine,
     Range,
@@ -296,7 +296,7 @@ def test_long_lines_are_read_and_overlong_ones_skipped_and_reported(tmp_path, mo
                                          assistant(requestId="r3")])
     lines, problems, end, _ = _scan(path)
     assert sorted(line[3] for line in lines) == sorted(
-        text_key(rid) for rid in ("r1", "r3", "req_011CUsnQR4xkBHmF3jGDPwhW"))
+        request_key(rid) for rid in ("r1", "r3", "req_011CUsnQR4xkBHmF3jGDPwhW"))
     assert [msg for _, msg in problems] == ["line longer than 0 MiB skipped"]
     assert end == path.stat().st_size
 
