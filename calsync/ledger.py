@@ -395,8 +395,9 @@ class _Writer:
 
     def run(self, plan: list[_Read], workers: int, stale_prices: bool,
             pool: Any = None) -> None:
-        self.conn.execute("PRAGMA cache_size = -16384")    # 16 MiB: bounded, and a big first
-        # scan writes each page about once instead of spilling and reading pages back
+        # 4 MiB: memory stays flat. (16 MiB spills fewer pages, but the sorter's share of
+        # memory follows it: 30 MB more at 1 GB, and no faster on two cores.)
+        self.conn.execute("PRAGMA cache_size = -4096")
         empty = self.conn.execute("SELECT 1 FROM usage_line LIMIT 1").fetchone() is None
         bulk = self.cold and empty
         if bulk:
