@@ -31,9 +31,12 @@ alone. Records read back from the ledger carry no message or request ids.
 
 Winners are summed per 15-minute bucket, model, session and working directory in
 `usage_agg`, so reports in any time zone never touch the lines. Sessions, directories,
-branches and models are kept once, in `usage_name`, and referred to by key. Scopes: each set of log
-directories read together is its own ledger, so `--logs elsewhere` never mixes with the usual
-logs. Manual records (`calsync log`) belong to every scope.
+branches and models are kept once, in `usage_name`, and referred to by key. Scopes: each
+set of log directories read together is its own ledger, so `--logs elsewhere` never mixes
+with the usual logs. Manual records (`calsync log`) belong to every scope.
+
+A run that finds exactly the listing (paths, inodes, sizes, mtimes) the ledger last matched
+compares the listing's digest and nothing else: the warm path stats the files and stops.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .errors import LogLineError, NoLogsError
 from .model import UsageRecord
 from .sources import claude_code as cc
-from .state import USAGE_LINE_INDEXES
+from .state import BUSY_TIMEOUT_MS, USAGE_LINE_INDEXES
 from .usage import Bucket, report_rows
 
 if TYPE_CHECKING:
@@ -137,9 +140,12 @@ class Ledger:
         self._prices = prices         # a table, or how to load one when first needed
         self.price_key = price_key
         key = "\n".join(sorted(str(d) for d in self.dirs))
-        conn.execute("INSERT OR IGNORE INTO usage_scope (dirs) VALUES (?)", (key,))
-        self.scope = int(conn.execute("SELECT id FROM usage_scope WHERE dirs = ?",
-                                      (key,)).fetchone()[0])
+        # Written only when new: a run that only reads never waits for another run's write.
+        row = conn.execute("SELECT id FROM usage_scope WHERE dirs = ?", (key,)).fetchone()
+        if row is None:
+            conn.execute("INSERT OR IGNORE INTO usage_scope (dirs) VALUES (?)", (key,))
+            row = conn.execute("SELECT id FROM usage_scope WHERE dirs = ?", (key,)).fetchone()
+        self.scope = int(row[0])
 
     @property
     def prices(self) -> PriceTable | None:
@@ -169,8 +175,7 @@ class Ledger:
         if not changed and key != listing:
             # The files match the ledger: keep their digest, so that the next run that finds
             # the same files compares one digest instead of every file's row.
-            self.conn.execute("UPDATE usage_scope SET listing = ? WHERE id = ?",
-                              (key, self.scope))
+            self._keep_listing(key)
         plan = self._plan(changed)
         if plan or stale_prices:
             pool = self._pool(plan, workers)
@@ -223,6 +228,18 @@ class Ledger:
         rows = self._rows([path for path, _ in changed])
         return [p for p in (_plan_file(rows.get(path), path, st) for path, st in changed) if p]
 
+    def _keep_listing(self, key: bytes) -> None:
+        """Store the listing's digest, unless another run is writing (it is only a shortcut
+        for the next run: not worth waiting for)."""
+        self.conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.conn.execute("UPDATE usage_scope SET listing = ? WHERE id = ?",
+                              (key, self.scope))
+        except sqlite3.OperationalError:
+            pass
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
     def _scope_state(self) -> tuple[bool, bytes | None]:
         """(the costs were made with other prices, the listing key the ledger last matched)"""
         prices, listing = self.conn.execute("SELECT prices, listing FROM usage_scope WHERE "
@@ -257,16 +274,16 @@ class Ledger:
         elif "day" in keys:
             group.append(f"(bucket * 900 + {self._offset_sql(tz, lo, hi)}) / 86400")
         select = ", ".join(k if k in keys else "0" for k in columns)
-        sums = self.conn.execute(
+        rows = self.conn.execute(
             f"SELECT MIN(bucket), {select}, SUM(n), SUM(inp), SUM(out), SUM(cw5), SUM(cw1), "
             "SUM(cr), TOTAL(cost), SUM(unpriced), MIN(first_ts), MAX(last_ts) FROM usage_agg "
             "WHERE scope = ? AND bucket >= ? AND bucket < ?"
             + (f" GROUP BY {', '.join(group)}" if group else ""), (self.scope, lo, hi)).fetchall()
-        name = self._names({k for row in sums for k in row[1:4]})
+        name = self._names({k for row in rows for k in row[1:4]})
         out = [Bucket(b * BUCKET_US, name(model), name(session), name(cwd), False, n, i, o, c5,
                       c1, cr, None if unpriced else cost, first, last)
                for b, model, session, cwd, n, i, o, c5, c1, cr, cost, unpriced, first, last
-               in sums if b is not None]
+               in rows if b is not None]
         for rec in self._manual(lo * BUCKET_US, until_us if until_us is not None else 1 << 62):
             ts = _us(rec.timestamp)
             out.append(Bucket(ts - ts % BUCKET_US, rec.model, rec.session_id, rec.cwd or "",

@@ -48,6 +48,7 @@ from pathlib import Path
 from .errors import ConfigError
 
 FILENAME = "state.sqlite3"
+BUSY_TIMEOUT_MS = 30_000          # how long a write waits for another run's transaction
 # The usage ledger's line indexes; `calsync.ledger` drops and rebuilds them around a first,
 # bulk load (building an index once is cheaper than growing it row by row).
 USAGE_LINE_INDEXES = {
@@ -282,7 +283,7 @@ def open_state(state_dir: Path) -> sqlite3.Connection:
     path = state_dir / FILENAME
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot open the state database: {exc}", path=str(path),
                           hint="set CALSYNC_STATE_DIR to a writable directory") from None

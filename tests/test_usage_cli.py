@@ -208,6 +208,27 @@ def test_a_change_after_quiet_runs_is_still_read(tmp_path, env):
     assert [r[0] for r in counted(tmp_path, env)] == [10, 20, 30]
 
 
+def test_a_warm_run_does_not_wait_for_another_runs_write(tmp_path, env):
+    import sqlite3
+    import time as clock
+
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    first = day_rows(tmp_path, env)                 # reads the file
+    other = sqlite3.connect(Path(env["CALSYNC_STATE_DIR"]) / "state.sqlite3",
+                            isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")                # another run holds the write lock
+    try:
+        started = clock.monotonic()
+        assert day_rows(tmp_path, env) == first     # matches: would keep the digest, but
+        assert clock.monotonic() - started < 10     # does not wait 30 s for the lock
+    finally:
+        other.execute("ROLLBACK")
+    assert other.execute("SELECT listing FROM usage_scope").fetchone() == (None,)
+    assert day_rows(tmp_path, env) == first         # now it keeps it
+    assert other.execute("SELECT listing FROM usage_scope").fetchone()[0] is not None
+    other.close()
+
+
 def test_many_processes_give_what_one_gives(tmp_path, env, monkeypatch):
     corpus = generate(tmp_path / "logs", seed=5, sessions=6, turns=6,
                       features=Features(binary_file=True))
