@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,8 @@ from calsync.keys import request_key
 from calsync.sources.claude_code import (
     BadLine,
     Range,
+    _line_fields,
+    _usage_fields,
     find_files,
     log_dirs,
     parse_line,
@@ -331,3 +334,55 @@ def test_a_pool_scans_every_range_once_however_many_batches_wait(tmp_path):
     assert sorted(r.start for b in pooled for r in b.results) == [r.start for r in ranges]
     assert sorted(row for b in pooled for row in _unpack(b)) == sorted(
         row for r in serial for row in r.lines)
+
+
+# --- the fast path (msgspec) gives exactly what the rule (orjson, dicts) gives --------------
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.integers(2**62, 2**66)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([
+        "", "x", "assistant", "progress", "user", "<synthetic>", "fast",
+        "2025-11-24T14:30:12.034Z", "2025-11-24t14:30:12z", "2025-11-24 14:30:12",
+        "1969-12-31T23:59:59Z", "2025-11-24", "20251124T143012Z", "not a time"]),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(
+        st.sampled_from(["message", "usage", "type", "id"]), inner, max_size=2),
+    max_leaves=4)
+_PLACES = [("type",), ("requestId",), ("isSidechain",), ("timestamp",), ("sessionId",),
+           ("cwd",), ("gitBranch",), ("costUSD",), ("message",), ("message", "id"),
+           ("message", "model"), ("message", "usage"), ("message", "usage", "input_tokens"),
+           ("message", "usage", "output_tokens"), ("message", "usage", "speed"),
+           ("message", "usage", "cache_read_input_tokens"),
+           ("message", "usage", "cache_creation_input_tokens"),
+           ("message", "usage", "cache_creation"),
+           ("message", "usage", "cache_creation", "ephemeral_1h_input_tokens"),
+           ("data",), ("data", "message"), ("data", "message", "timestamp"),
+           ("data", "message", "message", "usage", "output_tokens")]
+
+
+def _outcome(read, raw):
+    try:
+        return "ok", read(raw)
+    except BadLine as exc:
+        return "bad line", str(exc)
+    except orjson.JSONDecodeError:
+        return "not json", None
+
+
+@settings(max_examples=400, deadline=None)
+@given(progress=st.booleans(), changes=st.lists(st.tuples(st.sampled_from(_PLACES),
+                                                          _JSON_VALUES), max_size=3))
+def test_the_fast_path_reads_every_line_as_the_rule_does(progress, changes):
+    line = json.loads(assistant())
+    if progress:
+        line = {"type": "progress", "sessionId": SESSION, "timestamp": line["timestamp"],
+                "data": {"type": "agent_progress", "message": line}}
+    for place, value in changes:
+        node = line
+        for key in place[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        node[place[-1]] = value
+    raw = json.dumps(line).encode()
+    assert _outcome(_line_fields, raw) == _outcome(
+        lambda r: _usage_fields(orjson.loads(r)), raw)
