@@ -159,8 +159,8 @@ class UsageRecord:
     cache_creation_1h_tokens: int = 0
     cache_read_tokens: int = 0
     cost_usd: float | None = None
-    message_id: str | None = None
-    request_id: str | None = None
+    message_id: str | None = None   # as read from a line; the ledger keeps ids only as keys,
+    request_id: str | None = None   # so records read back from it carry None
     manual: bool = False
     note: str | None = None
 

@@ -6,11 +6,14 @@ Three layers (house style §12):
   every directory of `CLAUDE_CONFIG_DIR` (comma-separated) when set, else `~/.config/claude`
   and `~/.claude`; files `projects/**/*.jsonl`, sub-agent transcripts included.
 - `parse_line(text)` (pure): one line → `LineUsage` (or None for a line that is not a usage
-  record), raising `BadLine` for a line that is not JSON or carries a broken value. The hard
-  rules live in `usage_of()`, which the scanner's hot loop calls too.
+  record), raising `BadLine` for a line that is not JSON or carries a broken value. The rule
+  is written once, over the parsed line's dicts (`_usage_fields`); the scanner reads lines
+  through `_line_fields`, which decodes with msgspec only the keys the rule reads and hands
+  any line it cannot describe exactly to the rule (a test checks they always agree).
 - `scan_range(...)`: the complete lines of one byte range of one file → candidate usage lines
-  and problems, in a form cheap to send between processes. `scan_ranges()` runs many of them
-  on all cores. De-duplication across lines and files happens in `calsync.ledger`.
+  and problems; `scan_batch` packs a batch's findings into one sqlite blob, cheap to send
+  between processes, and `scan_ranges()` runs batches on all cores. De-duplication across
+  lines and files happens in `calsync.ledger`.
 
 Rules (ccusage 20's loader, see the README's "Usage accounting"): a usage line is an
 `assistant` line with `message.usage`, or a `progress` line embedding one in `data.message`
@@ -193,17 +196,10 @@ def _checked_counts(usage: dict[str, Any], split: dict[str, Any] | None
             _int(usage, "cache_read_input_tokens"))
 
 
-def usage_of(obj: object) -> LineUsage | None:
-    """The usage a parsed transcript line carries, or None if it carries none (pure).
-
-    Raises BadLine when the line should carry usage but a value is broken.
-    """
-    fields = _usage_fields(obj)
-    return None if fields is None else LineUsage._make(fields)
-
-
 def _usage_fields(obj: object) -> tuple[Any, ...] | None:
-    """`usage_of` as a plain tuple (the scanner's hot loop calls this, so it is flat)."""
+    """The usage a parsed transcript line carries, as a `LineUsage`-shaped tuple, or None if
+    it carries none (pure). Raises BadLine when the line should carry usage but a value is
+    broken."""
     if type(obj) is not dict:
         raise BadLine("not a JSON object")
     kind = obj.get("type")
