@@ -7,6 +7,7 @@ hands the result to `output.py`. Heavy libraries are imported inside the command
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -122,7 +123,14 @@ def cli(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 
 def main() -> None:
-    cli(prog_name="calsync")
+    # A short-lived process: what the imports made lives until exit, so no cycle collection
+    # walks it again, during the command or in the interpreter's last one at exit (about
+    # 0.02 to 0.03 s of a warm `calsync usage`).
+    gc.freeze()
+    try:
+        cli(prog_name="calsync")
+    finally:
+        gc.freeze()
 
 
 # Commands are defined below, one block each, a few lines apiece.
