@@ -260,7 +260,10 @@ def _usage_fields(obj: object) -> tuple[Any, ...] | None:
 # do not describe exactly (a null or a string where a count belongs, an id that is a
 # number, a data.message that is not an object...) raises a DecodeError, and the line goes
 # through `orjson` and `_usage_fields` instead, which give the same answer or the precise
-# BadLine. A count must fit in 63 bits here; a larger one takes the slow path too.
+# BadLine. A count must fit in 63 bits here; a larger one takes the slow path too. One
+# difference is kept on purpose: bytes that are not UTF-8 inside a value the rules do not
+# read (the message content) do not stop msgspec, and the line counts, as it does for
+# ccusage, which reads transcripts as text; orjson refuses such a line.
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
 
@@ -317,8 +320,8 @@ def _line_fields(raw: bytes | memoryview | str) -> tuple[Any, ...] | None:
     """
     try:
         line = _decode_line(raw)
-    except msgspec.DecodeError:
-        return _usage_fields(orjson.loads(raw))
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return _usage_fields(orjson.loads(raw))     # the rule, or the precise error
     kind = line.type
     src: _Call = line
     if kind != "assistant":

@@ -143,6 +143,23 @@ def test_a_timestamp_reads_the_same_on_the_fast_and_the_slow_path(stamp):
     assert slow.ts_us == fast.ts_us
 
 
+def test_bytes_that_are_not_utf8_in_a_value_the_rules_read_make_a_bad_line():
+    line = assistant(message_model="claude-x").encode().replace(b"claude-x", b"claude-\xff")
+    with pytest.raises(BadLine, match="not valid JSON"):
+        parse_line(line)
+
+
+def test_bytes_that_are_not_utf8_in_the_content_do_not_stop_the_count_as_for_ccusage():
+    line = assistant(message_content=[{"type": "text", "text": "MARK"}]).encode()
+    assert parse_line(line.replace(b"MARK", b"bad \xff byte")).output_tokens == 587
+
+
+def test_a_line_nested_too_deep_is_a_bad_line_not_a_crash():
+    deep = b'{"type":"assistant","x":' + b"[" * 100_000 + b"]" * 100_000 + b',"usage":1}'
+    with pytest.raises(BadLine, match="not valid JSON"):
+        parse_line(deep)
+
+
 def test_non_compact_json_is_read():
     spaced = json.dumps(json.loads(assistant()), indent=None)   # ", " and ": "
     assert '"usage": {' in spaced
@@ -286,6 +303,18 @@ def test_any_split_into_ranges_reads_every_line_exactly_once(tmp_path_factory, p
     assert got == [line[1] for line in whole.lines]
     assert sorted(p for res in results for p in res.problems) == whole.problems
     assert max(results, key=lambda r: r.start).end == size
+
+
+def test_a_scan_reports_lines_msgspec_cannot_read_and_counts_the_rest(tmp_path):
+    bad_utf8 = assistant(requestId="r1", message_model="claude-x").encode().replace(
+        b"claude-x", b"claude-\xff")
+    deep = b'{"type":"assistant","x":' + b"[" * 50_000 + b"]" * 50_000 + b',"usage":1}'
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join([bad_utf8, deep, assistant(requestId="r2").encode()]) + b"\n")
+    lines, problems, end, _ = _scan(path)
+    assert [line[3] for line in lines] == [request_key("r2")]
+    assert [off for off, _ in problems] == [0, len(bad_utf8) + 1]
+    assert end == path.stat().st_size
 
 
 def test_long_lines_are_read_and_overlong_ones_skipped_and_reported(tmp_path, monkeypatch):
