@@ -179,7 +179,21 @@ class Ledger:
         plan = self._plan(changed)
         if plan or stale_prices:
             pool = self._pool(plan, workers)
-            self.conn.execute("ATTACH ':memory:' AS scan")     # where scanned lines arrive
+            try:
+                self._write(plan, report, workers, stale_prices, pool)
+            finally:
+                if pool is not None:
+                    pool.terminate()
+        report.problems = self._problems({path for path, _ in found})
+        if not found and not self._has_history():
+            raise NoLogsError([str(d) for d in self.dirs])
+        return report
+
+    def _write(self, plan: list[_Read], report: ScanReport, workers: int, stale_prices: bool,
+               pool: Any) -> None:
+        """Read the plan into the ledger in one write transaction."""
+        self.conn.execute("ATTACH ':memory:' AS scan")     # where scanned lines arrive
+        try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:                            # again under the lock: another run may have read
                 plan = self._plan(self._changed([(p.path, p.stat) for p in plan]))
@@ -188,14 +202,8 @@ class Ledger:
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
-            finally:
-                self.conn.execute("DETACH scan")
-                if pool is not None:
-                    pool.terminate()
-        report.problems = self._problems({path for path, _ in found})
-        if not found and not self._has_history():
-            raise NoLogsError([str(d) for d in self.dirs])
-        return report
+        finally:
+            self.conn.execute("DETACH scan")
 
     def _pool(self, plan: Sequence[_Read], workers: int) -> Any:
         """Scanner processes when there is enough to read, started now: the parent is still

@@ -274,6 +274,9 @@ def migrate(conn: sqlite3.Connection, path: str = FILENAME) -> None:
             raise
 
 
+MIN_SQLITE = (3, 36)              # RETURNING, UPDATE ... FROM, and serialize/deserialize
+
+
 def open_state(state_dir: Path) -> sqlite3.Connection:
     """Open (creating if needed) the state database in `state_dir`, migrated.
 
@@ -281,6 +284,10 @@ def open_state(state_dir: Path) -> sqlite3.Connection:
     (`BEGIN IMMEDIATE` for one exclusive write per run, as vdirsyncer's status does).
     """
     path = state_dir / FILENAME
+    if sqlite3.sqlite_version_info < MIN_SQLITE or not hasattr(sqlite3.Connection, "serialize"):
+        raise ConfigError(f"this Python's SQLite ({sqlite3.sqlite_version}) is too old: calsync "
+                          f"needs {'.'.join(map(str, MIN_SQLITE))} or newer", path=str(path),
+                          hint="install calsync with a Python built against a newer SQLite")
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)

@@ -83,3 +83,14 @@ def test_migration_4_keys_names_and_keeps_every_line(v3_env):
                             "LIMIT 1").fetchone() == ("integer", "integer")
     finally:
         conn.close()
+
+
+def test_a_python_with_an_old_sqlite_gets_one_clear_error(tmp_path, monkeypatch):
+    import calsync.state as state
+    from calsync.errors import ConfigError
+
+    monkeypatch.setattr(state.sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(state.sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(ConfigError, match=r"SQLite \(3\.31\.1\) is too old: calsync needs 3\.36"):
+        open_state(tmp_path)
+    assert not (tmp_path / "state.sqlite3").exists()
