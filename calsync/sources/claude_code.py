@@ -419,21 +419,25 @@ def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+def _head_and_tail(fd: int, end: int, block: bytearray | None = None) -> tuple[bytes, bytes]:
+    """The first and the last HASH_BYTES bytes before `end` (fewer in a small file), from
+    `block` when it holds the file's first `end` bytes, else read from the file."""
+    n = min(HASH_BYTES, end)
+    if block is not None:
+        return bytes(block[:n]), bytes(block[end - n:end])
+    head = os.pread(fd, n, 0)
+    return head, head if end <= HASH_BYTES else os.pread(fd, n, end - n)
+
+
 def file_hashes(fd: int, end: int) -> tuple[bytes, bytes]:
     """Hashes of the first and of the last HASH_BYTES bytes before `end`."""
-    n = min(HASH_BYTES, end)
-    return _digest(os.pread(fd, n, 0)), _digest(os.pread(fd, n, end - n))
+    head, tail = _head_and_tail(fd, end)
+    return _digest(head), _digest(tail)
 
 
 def _facts(fd: int, end: int, block: bytearray | None = None) -> FileFacts:
-    """The file's facts up to `end`, read from `block` when it holds the file's first `end`
-    bytes (a small file scanned in one read), else from the file."""
-    n = min(HASH_BYTES, end)
-    if block is not None:
-        head, tail = bytes(block[:n]), bytes(block[end - n:end])
-    else:
-        head = os.pread(fd, n, 0)
-        tail = head if end <= HASH_BYTES else os.pread(fd, n, end - n)
+    """The file's facts up to `end` (see `_head_and_tail` for `block`)."""
+    head, tail = _head_and_tail(fd, end, block)
     first = head.split(b"\n", 1)[0].replace(b" ", b"")
     return FileFacts(_digest(head), _digest(tail), first.startswith(b'{"type":"summary"'))
 

@@ -415,3 +415,20 @@ def test_the_fast_path_reads_every_line_as_the_rule_does(progress, changes):
     raw = json.dumps(line).encode()
     assert _outcome(_line_fields, raw) == _outcome(
         lambda r: _usage_fields(orjson.loads(r)), raw)
+
+
+@pytest.mark.parametrize("calls", [1, 8, 60])          # under, around and over HASH_BYTES
+@pytest.mark.parametrize("block", [1 << 20, 256])      # the file in one read, or in many
+def test_a_scans_file_facts_are_the_hashes_the_ledger_checks_later(tmp_path, monkeypatch,
+                                                                   calls, block):
+    import calsync.sources.claude_code as cc
+
+    monkeypatch.setattr(cc, "READ_BLOCK", block)
+    monkeypatch.setattr(cc, "_BUFFER", bytearray())
+    path = _write(tmp_path / "s.jsonl", [assistant(requestId=f"r{i}") for i in range(calls)])
+    res = scan_range(Range(1, str(path), 0, path.stat().st_size, True))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert (res.facts.head, res.facts.tail) == cc.file_hashes(fd, res.end)
+    finally:
+        os.close(fd)
