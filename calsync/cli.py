@@ -313,7 +313,7 @@ def log_command(ctx: Context, model: str, input_tokens: int, output_tokens: int,
     from datetime import datetime
 
     from .ledger import log_manual
-    from .model import UsageRecord
+    from .records import UsageRecord
 
     zone, _ = cs.resolve_zone(None, ctx.env)
     try:

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import LogLineError, NoLogsError
-from .model import UsageRecord
+from .records import UsageRecord
 from .sources import claude_code as cc
 from .state import BUSY_TIMEOUT_MS, USAGE_LINE_INDEXES
 from .usage import Bucket, report_rows
@@ -390,8 +390,8 @@ def _us(moment: datetime) -> int:
 
 def _priced_model(model: str) -> str:
     """A family name given to `calsync log` is priced as that family's reference model."""
-    from .model import Family
     from .pricing import FAMILY_REFERENCE_MODEL
+    from .records import Family
 
     if model.lower() in {f.value for f in Family}:
         return FAMILY_REFERENCE_MODEL.get(Family(model.lower()), model)

@@ -13,13 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from .model import Budget, Occurrence
-
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
     from .engine import SyncReport
+    from .model import Budget, Occurrence
 
 # --- agenda --------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 from .errors import ConfigError
-from .model import Family
+from .records import Family
 
 LONG_CONTEXT_THRESHOLD = 200_000
 _PER_TOKEN = 1_000_000.0

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
 
-from .model import Family, normal_path, path_under, project_dir
+from .records import Family, normal_path, path_under, project_dir
 
 GROUPINGS = ("day", "week", "month", "session", "project", "model")
 COUNTS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")

@@ -29,6 +29,7 @@ PURE_MODULES = [
     "calsync.pricing",
     "calsync.scheduling",
     "calsync.icsblocks",
+    "calsync.records",
 ]
 # click is not listed: recurring-ical-events imports it for its own command line.
 IO_LIBRARIES = ["caldav", "httpx", "rich", "sqlite3", "keyring", "niquests", "requests"]
@@ -52,6 +53,16 @@ def test_cli_start_up_imports_nothing_heavy():
     heavy = {"caldav", "httpx", "rich", "icalendar", "recurring_ical_events", "keyring",
              "niquests", "requests", "sqlite3"}
     assert not loaded & heavy, f"`calsync --help` imports {sorted(loaded & heavy)}"
+
+
+def test_the_usage_path_does_not_load_the_calendar_models():
+    # `calsync usage` runs from cron and hooks: it needs the config (pydantic) and the
+    # records, not the models of events and occurrences.
+    code = ("import sys, calsync.cli, calsync.config, calsync.ledger, calsync.output; "
+            "print(sorted(m for m in sys.modules if m.startswith('calsync.model')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_all_names_the_public_api():

@@ -38,7 +38,7 @@ import msgspec
 import orjson
 
 from ..keys import request_key, text_key
-from ..model import UsageRecord
+from ..records import UsageRecord
 
 USAGE_MARKER = b'"usage"'
 READ_BLOCK = 4 << 20          # bytes read at a time: memory stays flat whatever the file size
