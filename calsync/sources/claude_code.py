@@ -350,9 +350,8 @@ def _line_fields(raw: bytes | memoryview | str) -> tuple[Any, ...] | None:
     if src is not line:
         session, cwd, branch = (session or line.sessionId, cwd or line.cwd,
                                 branch or line.gitBranch)
-    moment = src.timestamp              # `_moment_us`, inline: this runs for every line
-    ts = -1 if moment is None else round(
-        (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1_000_000)
+    moment = src.timestamp
+    ts = -1 if moment is None else _moment_us(moment)
     if ts < 0:                          # missing or before 1970: the slow path says which
         return _usage_fields(orjson.loads(raw))
     return (message.id or None, src.requestId or None, src.isSidechain is True,
