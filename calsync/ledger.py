@@ -408,6 +408,7 @@ class _Writer:
         self.report = report
         self.cold = self.conn.execute("SELECT 1 FROM usage_line WHERE scope = ? LIMIT 1",
                                       (self.scope,)).fetchone() is None
+        self.every_bucket = self.cold       # sum every bucket again (also after new prices)
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS aff_mid (mh INTEGER PRIMARY KEY)")
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS aff_bucket (b INTEGER PRIMARY KEY)")
         self.conn.execute("DELETE FROM aff_mid")
@@ -578,7 +579,7 @@ class _Writer:
         self.conn.execute("UPDATE usage_line SET cost = COALESCE(line_cost, calsync_cost("
                           "(SELECT text FROM usage_name WHERE id = model), "
                           "inp, out, cw5, cw1, cr)) WHERE scope = ?", (self.scope,))
-        self.cold = True            # every bucket is summed again
+        self.every_bucket = True
 
     def _decide(self) -> None:
         """Mark the lines that count (module docstring, rules 1-4) among the affected ids."""
@@ -629,7 +630,7 @@ class _Writer:
                 flips = []
         conn.executemany("INSERT INTO flip VALUES (?, ?, ?)", flips)
         conn.execute("UPDATE usage_line SET win = 1 - win WHERE id IN (SELECT id FROM flip)")
-        if not self.cold:
+        if not self.every_bucket:
             conn.execute("INSERT OR IGNORE INTO aff_bucket SELECT DISTINCT b FROM flip")
 
     def _file_order(self) -> dict[int, tuple[int, int, str]]:
@@ -644,14 +645,15 @@ class _Writer:
                 for fid, resumed, first, path in cur}
 
     def _resum(self) -> None:
-        """Sum the winners again in every affected bucket (all of them after a cold run)."""
+        """Sum the winners again in every affected bucket (all of them after a cold run, or
+        with new prices)."""
         s = self.scope
         select = (f"SELECT :s, l.ts / {BUCKET_US} AS b, l.model, COALESCE(l.session, 0), "
                   "COALESCE(l.cwd, 0), COUNT(*), SUM(l.inp), SUM(l.out), SUM(l.cw5), "
                   "SUM(l.cw1), SUM(l.cr), TOTAL(l.cost), SUM(l.cost IS NULL), MIN(l.ts), "
                   "MAX(l.ts) FROM ")
         group = " GROUP BY b, l.model, COALESCE(l.session, 0), COALESCE(l.cwd, 0)"
-        if self.cold:
+        if self.every_bucket:
             self.conn.execute("DELETE FROM usage_agg WHERE scope = ?", (s,))
             self.conn.execute(f"INSERT INTO usage_agg {select} usage_line l "
                               f"WHERE l.scope = :s AND l.win = 1 {group}", {"s": s})

@@ -259,6 +259,18 @@ def test_changed_prices_reprice_old_records_without_reading_the_logs(tmp_path, e
     assert after.rows[0]["cost_usd"] == 2.0 and after.unpriced == []
 
 
+def test_changed_prices_and_a_new_copy_of_a_known_message_in_one_run(tmp_path, env):
+    path = write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10, model="acme-1")])
+    assert counted(tmp_path, env) == [(10, 0, "s-1")]
+    with path.open("a") as fh:                  # the final snapshot of the same call
+        fh.write(usage_line("m1", "r1", 30, model="acme-1") + "\n")
+    priced = parse_config('[prices."acme-1"]\ninput = 0\noutput = 2.0\ncache_write_5m = 0\n'
+                          "cache_write_1h = 0\ncache_read = 0\n")
+    after = usage_report(priced, env, by="model", tz=UTC, logs=[tmp_path])
+    assert after.rows[0]["output_tokens"] == 30
+    assert after.rows[0]["cost_usd"] == pytest.approx(30 * 2.0 / 1e6)
+
+
 def test_load_usage_gives_records_in_a_window_with_manual_ones_marked(tmp_path, env, runner):
     write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10, at="2026-11-02T15:00:00Z"),
                                   usage_line("m2", "r2", 10, at="2026-11-02T17:00:00Z")])
