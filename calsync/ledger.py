@@ -406,13 +406,20 @@ class _Writer:
         self.conn = ledger.conn
         self.scope = ledger.scope
         self.report = report
+        # A first scan of the scope (cold): its lines are stored counting as they would on
+        # their own (see `_decide`), and every bucket is summed.
         self.cold = self.conn.execute("SELECT 1 FROM usage_line WHERE scope = ? LIMIT 1",
                                       (self.scope,)).fetchone() is None
         self.every_bucket = self.cold       # sum every bucket again (also after new prices)
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS aff_mid (mh INTEGER PRIMARY KEY)")
         self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS aff_bucket (b INTEGER PRIMARY KEY)")
+        # the rows of the new files the scanners read whole, written once all have come:
+        # in path order, they are appended to the table and its index, not inserted all over
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS new_file "
+                          f"({', '.join(cc.FILE_COLUMNS)})")
         self.conn.execute("DELETE FROM aff_mid")
         self.conn.execute("DELETE FROM aff_bucket")
+        self.conn.execute("DELETE FROM new_file")
         self.ids: dict[int, _Read] = {}
         self.expect: dict[int, int] = {}                # ranges still to come, per file
         self.ends: dict[int, list[cc.RangeResult]] = {}  # what came, without the lines
@@ -447,6 +454,10 @@ class _Writer:
                 if not self.expect[res.key]:
                     self.complete.append(res.key)
             self._finish_files()
+        columns = ", ".join(cc.FILE_COLUMNS)
+        self.conn.execute(f"INSERT INTO usage_file (scope, {columns}) SELECT ?, {columns} "
+                          "FROM new_file ORDER BY id", (self.scope,))
+        self.conn.execute("DELETE FROM new_file")
         if bulk:
             for sql in USAGE_LINE_INDEXES.values():
                 self.conn.execute(sql)
@@ -459,7 +470,8 @@ class _Writer:
 
     def _prepare(self, plan: list[_Read]) -> list[cc.Range]:
         ranges: list[cc.Range] = []
-        new: list[tuple[Any, ...]] = []     # new files get their rows now, the rest when read
+        new: list[tuple[Any, ...]] = []     # rows of new files read in pieces (the scanners
+                                            # make the rows of those they read whole)
         next_id = int(self.conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM usage_file")
                       .fetchone()[0])
         scope, ids, expect = self.scope, self.ids, self.expect
@@ -467,13 +479,13 @@ class _Writer:
             size = item.stat[2]
             if item.row is None:
                 file_id, next_id = next_id, next_id + 1
-                new.append((file_id, scope, item.path, *item.stat[:2], -1, -1))
-                if size <= PIECE_BYTES:         # read whole by one scanner, which writes its row
+                if size <= PIECE_BYTES:         # read whole by one scanner, which makes its row
                     ids[file_id] = item
                     expect[file_id] = 1
                     ranges.append(cc.Range(file_id, item.path, 0, size, True, item.stat))
                     self.by_scanner.add(file_id)
                     continue
+                new.append((file_id, scope, item.path, *item.stat[:2], -1, -1))
             else:
                 file_id = item.row.id
                 if item.start == 0 and item.row.offset > 0:
@@ -494,6 +506,8 @@ class _Writer:
         self.conn.execute("DELETE FROM usage_problem WHERE file = ?", (file_id,))
 
     def _touch_lines(self, where: str, args: tuple[Any, ...]) -> None:
+        """Mark the ids and buckets of these lines (about to go, or to rank otherwise) for
+        `_decide` and `_resum` (a cold run decides every id and sums every bucket)."""
         if self.cold:
             return
         self.conn.execute(f"INSERT OR IGNORE INTO aff_mid SELECT mh FROM usage_line "
@@ -507,8 +521,12 @@ class _Writer:
         conn.deserialize(batch.lines, name="scan")
         conn.execute("INSERT OR IGNORE INTO usage_name SELECT id, text FROM scan.name")
         columns = ", ".join(cc.LINE_COLUMNS)
-        conn.execute(f"INSERT INTO usage_line ({columns}, scope) SELECT {columns}, ? "
-                     "FROM scan.line", (self.scope,))
+        if self.cold:                   # each line counts as it would on its own
+            conn.execute(f"INSERT INTO usage_line ({columns}, scope, win) SELECT {columns}, ?, "
+                         "side = 0 OR mh IS NULL FROM scan.line", (self.scope,))
+        else:
+            conn.execute(f"INSERT INTO usage_line ({columns}, scope) SELECT {columns}, ? "
+                         "FROM scan.line", (self.scope,))
         if not self.cold:               # new lines count until `_decide` says otherwise
             conn.execute("INSERT OR IGNORE INTO aff_mid SELECT mh FROM scan.line "
                          "WHERE mh IS NOT NULL")
@@ -516,10 +534,7 @@ class _Writer:
                          "FROM scan.line")
         conn.execute("INSERT INTO usage_problem (file, off, line, message) "
                      "SELECT file, off, line, message FROM scan.problem")
-        conn.execute("UPDATE usage_file SET dev = f.dev, ino = f.ino, size = f.size, "
-                     "mtime_ns = f.mtime_ns, offset = f.offset, head = f.head, tail = f.tail, "
-                     "open_tail = f.open_tail, first_ts = f.first_ts, resumed = f.resumed "
-                     "FROM scan.file f WHERE usage_file.id = f.id")
+        conn.execute("INSERT INTO new_file SELECT * FROM scan.file")
 
     def _finish_files(self) -> None:
         """Write the ledger rows of the files read to the end."""
@@ -584,27 +599,27 @@ class _Writer:
     def _decide(self) -> None:
         """Mark the lines that count (module docstring, rules 1-4) among the affected ids."""
         conn, scope = self.conn, self.scope
-        if self.cold:                   # a message seen once counts: look at the others only
-            conn.execute("INSERT INTO aff_mid SELECT mh FROM usage_line WHERE scope = ? "
-                         "AND mh IS NOT NULL GROUP BY mh HAVING COUNT(*) > 1", (scope,))
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS flip (id INTEGER PRIMARY KEY, "
                      "win INTEGER NOT NULL, b INTEGER NOT NULL)")
         conn.execute("CREATE TEMP TABLE IF NOT EXISTS one_main (mh INTEGER PRIMARY KEY)")
         conn.execute("DELETE FROM flip")
         conn.execute("DELETE FROM one_main")
-        # The usual case, decided in SQL from the index alone: a message (by its key) with
-        # exactly one non-sidechain line, a sub-agent's call and the progress line that
-        # copies it, say. That line wins and the sidechain lines lose, whatever their totals
-        # (rule 2). CROSS JOIN: from the few affected ids to their lines, never the other
-        # way round.
-        conn.execute("INSERT INTO one_main SELECT a.mh FROM aff_mid a CROSS JOIN usage_line l "
-                     "ON l.scope = ? AND l.mh = a.mh GROUP BY a.mh HAVING SUM(l.side = 0) = 1",
-                     (scope,))
-        if self.cold:                   # every line counts so far: only the losers change
-            conn.execute("UPDATE usage_line SET win = 0 WHERE id IN (SELECT l.id FROM one_main "
-                         "o CROSS JOIN usage_line l ON l.scope = ? AND l.mh = o.mh AND "
-                         "l.side = 1)", (scope,))
+        if self.cold:
+            # Each line was stored counting as it would on its own: a non-sidechain line
+            # counts, a sidechain line does not. That is the decision for every message with
+            # exactly one non-sidechain line (rule 2: a sub-agent's call and the progress
+            # line that copies it, say) and for lines without message.id: the rest go
+            # through `choose`, from the index alone.
+            conn.execute("INSERT INTO aff_mid SELECT mh FROM usage_line WHERE scope = ? AND "
+                         "mh IS NOT NULL GROUP BY mh HAVING SUM(side = 0) != 1", (scope,))
         else:
+            # The usual case, decided in SQL from the index alone: a message (by its key)
+            # with exactly one non-sidechain line. That line wins and the sidechain lines
+            # lose, whatever their totals (rule 2). CROSS JOIN: from the few affected ids to
+            # their lines, never the other way round.
+            conn.execute("INSERT INTO one_main SELECT a.mh FROM aff_mid a CROSS JOIN "
+                         "usage_line l ON l.scope = ? AND l.mh = a.mh GROUP BY a.mh "
+                         "HAVING SUM(l.side = 0) = 1", (scope,))
             conn.execute(f"INSERT INTO flip SELECT l.id, l.side = 0, l.ts / {BUCKET_US} FROM "
                          "one_main o CROSS JOIN usage_line l ON l.scope = ? AND l.mh = o.mh "
                          "WHERE (l.side = 0) != l.win", (scope,))

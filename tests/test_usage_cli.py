@@ -93,7 +93,8 @@ def test_two_requests_with_one_message_id_are_two_calls(tmp_path, env):
 
 def test_lines_without_message_id_all_count(tmp_path, env):
     write(tmp_path, "p/s.jsonl", [usage_line(None, "r1", 10), usage_line(None, "r1", 10)])
-    assert len(counted(tmp_path, env)) == 2
+    write(tmp_path, "p/s/subagents/agent-a.jsonl", [usage_line(None, "r2", 30, side=True)])
+    assert counted(tmp_path, env) == [(10, 0, "s-1"), (10, 0, "s-1"), (30, 0, "s-1")]
 
 
 def test_a_resumed_sessions_copies_stay_with_the_session_they_happened_in(tmp_path, env):
@@ -407,3 +408,72 @@ def test_open_ledger_follows_claude_config_dir(tmp_path, env):
         assert len(ledger.records()) == 1
     finally:
         ledger.conn.close()
+
+
+def _kept_sums(ledger) -> list[tuple]:
+    return ledger.conn.execute(
+        "SELECT bucket, model, session, cwd, n, inp, out, cw5, cw1, cr, ROUND(cost, 9), "
+        "unpriced, first_ts, last_ts FROM usage_agg WHERE scope = ? ORDER BY 1, 2, 3, 4",
+        (ledger.scope,)).fetchall()
+
+
+def _line_sums(ledger) -> list[tuple]:
+    return ledger.conn.execute(
+        f"SELECT ts / {ledger_module.BUCKET_US} AS b, model, COALESCE(session, 0), "
+        "COALESCE(cwd, 0), COUNT(*), SUM(inp), SUM(out), SUM(cw5), SUM(cw1), SUM(cr), "
+        "ROUND(TOTAL(cost), 9), SUM(cost IS NULL), MIN(ts), MAX(ts) FROM usage_line "
+        "WHERE scope = ? AND win = 1 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        (ledger.scope,)).fetchall()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_first_scan_in_many_batches_keeps_the_sums_of_the_lines_that_count(tmp_path, env,
+                                                                              monkeypatch,
+                                                                              workers):
+    # A first scan stores each line counting as it would on its own, then decides the
+    # messages seen in several lines or files: the sums kept for reports must be exactly
+    # those of the lines that count, whatever the batches held.
+    corpus = generate(tmp_path / "logs", seed=11, sessions=6, turns=6)
+    monkeypatch.setattr(ledger_module, "PIECE_BYTES", 200_000)  # batches of many pages
+    usage_report(Settings(), env, by="day", tz=UTC, logs=[corpus.root], workers=workers)
+    ledger = open_ledger(Settings(), env, logs=[corpus.root])
+    try:
+        kept = _kept_sums(ledger)
+        assert len(kept) > 20
+        assert kept == _line_sums(ledger)
+        assert ledger.conn.execute("SELECT COUNT(*) FROM usage_line WHERE win = 0").fetchone()[0]
+    finally:
+        ledger.conn.close()
+
+
+def test_a_file_that_fails_half_read_counts_nothing_until_it_is_read_whole(tmp_path, env,
+                                                                          monkeypatch):
+    from calsync.sources import claude_code as cc
+
+    corpus = generate(tmp_path / "logs", seed=3, sessions=3, turns=8)
+    big = max(corpus.files, key=lambda p: p.stat().st_size)
+    monkeypatch.setattr(ledger_module, "PIECE_BYTES", big.stat().st_size // 3)
+    read = cc.scan_range
+
+    def failing(rng, *args, **kwargs):               # the disk fails after the first piece
+        if rng.path == str(big) and rng.start > 0:
+            return cc.RangeResult(rng.key, rng.start, rng.start, False, [], [],
+                                  "Input/output error")
+        return read(rng, *args, **kwargs)
+
+    monkeypatch.setattr(cc, "scan_range", failing)
+    first = usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root], workers=1)
+    assert [u.split(":")[0] for u in first.scan.unreadable] == [str(big)]
+    ledger = open_ledger(Settings(), env, logs=[corpus.root])
+    try:                                # nothing of it is kept, and the sums say so too
+        assert ledger.conn.execute("SELECT COUNT(*) FROM usage_line l JOIN usage_file f ON "
+                                   "f.id = l.file WHERE f.path = ?", (str(big),)).fetchone() == (0,)
+        assert _kept_sums(ledger) == _line_sums(ledger)
+    finally:
+        ledger.conn.close()
+    monkeypatch.setattr(cc, "scan_range", read)
+    again = usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root], workers=1)
+    clean = {**env, "CALSYNC_STATE_DIR": env["CALSYNC_STATE_DIR"] + "-clean"}
+    assert again.rows == usage_report(Settings(), clean, by="session", tz=UTC,
+                                      logs=[corpus.root], workers=1).rows
+    assert again.rows != first.rows

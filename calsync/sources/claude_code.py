@@ -680,14 +680,19 @@ class Batch(NamedTuple):
     lines: bytes                # a serialized sqlite database (`pack`)
 
 
+# A new file's ledger row, as a scanner that read it whole makes it (`calsync.ledger`).
+FILE_COLUMNS = ("id", "path", "dev", "ino", "size", "mtime_ns", "offset", "head", "tail",
+                "open_tail", "first_ts", "resumed")
 # The batch's tables: its lines; the names they hold by key; its problems, numbered when the
-# range starts the file; and the ledger rows of the new files it read whole.
+# range starts the file; and the ledger rows of the new files it read whole. Every batch
+# creates them in this order before it writes a row, so each table has the same root page in
+# every batch: the ledger's cached statements read each batch it deserializes by those pages
+# (SQLite sees the same schema, and does not prepare them again).
 _BATCH_TABLES = (
     f"CREATE TABLE line ({', '.join(LINE_COLUMNS)})",
     "CREATE TABLE name (id INTEGER PRIMARY KEY, text TEXT NOT NULL)",
     "CREATE TABLE problem (file, off, line, message)",
-    "CREATE TABLE file (id, path, dev, ino, size, mtime_ns, offset, head, tail, open_tail, "
-    "first_ts, resumed)",
+    f"CREATE TABLE file ({', '.join(FILE_COLUMNS)})",
 )
 
 
@@ -708,7 +713,7 @@ def pack(rows: Sequence[Row], names: Mapping[int, str], problems: Sequence[tuple
         db.executemany(f"INSERT INTO line VALUES ({', '.join('?' * len(LINE_COLUMNS))})", rows)
         db.executemany("INSERT INTO name VALUES (?, ?)", names.items())
         db.executemany("INSERT INTO problem VALUES (?, ?, ?, ?)", problems)
-        db.executemany(f"INSERT INTO file VALUES ({', '.join('?' * 12)})", files)
+        db.executemany(f"INSERT INTO file VALUES ({', '.join('?' * len(FILE_COLUMNS))})", files)
         db.commit()
         return db.serialize()
     finally:
