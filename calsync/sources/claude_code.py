@@ -782,15 +782,21 @@ def start_pool(workers: int, cost: Coster | None) -> Any:
 
 
 def batches(ranges: Sequence[Range], batch_bytes: int) -> list[list[Range]]:
-    """The ranges in batches of about `batch_bytes`, the biggest ranges first."""
+    """The ranges in batches of about `batch_bytes`, the biggest ranges first; the last
+    eighth of the bytes in smaller and smaller batches, so that the scanners finish together
+    (the ledger's work after the scan waits for the last one)."""
+    todo = sorted(ranges, key=lambda r: r.stop - r.start, reverse=True)
+    left = sum(r.stop - r.start for r in todo)
     out: list[list[Range]] = []
-    size = 0
-    for r in sorted(ranges, key=lambda r: r.stop - r.start, reverse=True):
-        if not out or size >= batch_bytes:
+    size = limit = 0
+    for r in todo:
+        if not out or size >= limit:
             out.append([])
             size = 0
+            limit = max(min(batch_bytes, left // 8), batch_bytes // 16)
         out[-1].append(r)
         size += r.stop - r.start
+        left -= r.stop - r.start
     return out
 
 

@@ -365,6 +365,27 @@ def test_a_pool_scans_every_range_once_however_many_batches_wait(tmp_path):
         row for r in serial for row in r.lines)
 
 
+
+@given(sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=300))
+def test_batches_hold_every_range_once_biggest_first(sizes):
+    from calsync.sources.claude_code import Range, batches
+
+    out = batches([Range(i, f"f{i}", 0, size, True) for i, size in enumerate(sizes)], 16_000)
+    assert sorted(r.key for b in out for r in b) == list(range(len(sizes)))
+    flat = [r.stop for b in out for r in b]
+    assert flat == sorted(flat, reverse=True)
+
+
+def test_the_last_batches_are_small_so_the_scanners_finish_together():
+    from calsync.sources.claude_code import Range, batches
+
+    out = batches([Range(i, f"f{i}", 0, 1000, True) for i in range(400)], 16_000)
+    sizes = [sum(r.stop for r in b) for b in out]
+    assert sizes[:10] == [16_000] * 10
+    assert all(size <= 2000 for size in sizes[-8:])
+    assert sum(sizes) == 400_000
+
+
 # --- the fast path (msgspec) gives exactly what the rule (orjson, dicts) gives --------------
 
 _JSON_VALUES = st.recursive(
