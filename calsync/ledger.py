@@ -169,6 +169,7 @@ class Ledger:
         """Read what is new in the logs into the ledger; report what was wrong with them."""
         found, unreadable = cc.find_files(self.dirs)
         report = ScanReport(files=len(found), unreadable=unreadable)
+        seen = self._data_version()         # what the plan below is made from
         stale_prices, listing = self._scope_state()
         key = _listing_key(found)
         changed = [] if key == listing else self._changed(found)
@@ -180,7 +181,7 @@ class Ledger:
         if plan or stale_prices:
             pool = self._pool(plan, workers)
             try:
-                self._write(plan, report, workers, stale_prices, pool)
+                self._write(plan, report, workers, stale_prices, pool, seen)
             finally:
                 if pool is not None:
                     pool.terminate()
@@ -190,13 +191,15 @@ class Ledger:
         return report
 
     def _write(self, plan: list[_Read], report: ScanReport, workers: int, stale_prices: bool,
-               pool: Any) -> None:
-        """Read the plan into the ledger in one write transaction."""
+               pool: Any, seen: int) -> None:
+        """Read the plan into the ledger in one write transaction (`seen`: the data version
+        the plan was made from)."""
         self.conn.execute("ATTACH ':memory:' AS scan")     # where scanned lines arrive
         try:
             self.conn.execute("BEGIN IMMEDIATE")
-            try:                            # again under the lock: another run may have read
-                plan = self._plan(self._changed([(p.path, p.stat) for p in plan]))
+            try:
+                if self._data_version() != seen:    # another run wrote meanwhile: plan again
+                    plan = self._plan(self._changed([(p.path, p.stat) for p in plan]))
                 _Writer(self, report).run(plan, workers, stale_prices, pool)
                 self.conn.execute("COMMIT")
             except BaseException:
@@ -235,6 +238,10 @@ class Ledger:
         changed.sort()
         rows = self._rows([path for path, _ in changed])
         return [p for p in (_plan_file(rows.get(path), path, st) for path, st in changed) if p]
+
+    def _data_version(self) -> int:
+        """Changes whenever another connection commits to the database."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _keep_listing(self, key: bytes) -> None:
         """Store the listing's digest, unless another run is writing (it is only a shortcut

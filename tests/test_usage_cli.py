@@ -477,3 +477,21 @@ def test_a_file_that_fails_half_read_counts_nothing_until_it_is_read_whole(tmp_p
     assert again.rows == usage_report(Settings(), clean, by="session", tz=UTC,
                                       logs=[corpus.root], workers=1).rows
     assert again.rows != first.rows
+
+
+def test_a_run_overtaken_by_another_reads_nothing_twice(tmp_path, env, monkeypatch):
+    path = write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    assert counted(tmp_path, env) == [(10, 0, "s-1")]
+    with path.open("a") as fh:
+        fh.write(usage_line("m2", "r2", 20) + "\n")
+    start_pool = ledger_module.Ledger._pool
+
+    def overtaken(self, plan, workers):     # between this run's plan and its write lock,
+        monkeypatch.setattr(ledger_module.Ledger, "_pool", start_pool)
+        assert counted(tmp_path, env) == [(10, 0, "s-1"), (20, 0, "s-1")]  # another run reads
+        return start_pool(self, plan, workers)
+
+    monkeypatch.setattr(ledger_module.Ledger, "_pool", overtaken)
+    report = usage_report(Settings(), env, by="session", tz=UTC, logs=[tmp_path])
+    assert report.scan.bytes_read == 0          # it plans again under the lock: nothing left
+    assert [row["output_tokens"] for row in report.rows] == [30]
