@@ -262,14 +262,18 @@ def usage_command(ctx: Context, since: str | None, until: str | None, zone_name:
       calsync usage --logs examples/claude-logs --by session --json
     """
     from . import output
-    from .ledger import usage_report
+    from .ledger import log_dirs, usage_report
+    from .sources.claude_code import Listing
     from .usage import parse_day, totals
 
-    zone, _ = cs.resolve_zone(zone_name or ctx.settings.usage.timezone, ctx.env)
-    days = [_usage_day(value, flag, parse_day) for value, flag in
-            ((since, "--since"), (until, "--until"))]
-    report = usage_report(ctx.settings, ctx.env, by=by, tz=zone, since=days[0], until=days[1],
-                          project=project, logs=logs)
+    # The transcripts are found while the configuration loads (it may name other dirs: then
+    # this listing is not used).
+    with Listing.ahead(log_dirs(ctx.env, logs)) as listing:
+        zone, _ = cs.resolve_zone(zone_name or ctx.settings.usage.timezone, ctx.env)
+        days = [_usage_day(value, flag, parse_day) for value, flag in
+                ((since, "--since"), (until, "--until"))]
+        report = usage_report(ctx.settings, ctx.env, by=by, tz=zone, since=days[0],
+                              until=days[1], project=project, logs=logs, listing=listing)
     for line in output.usage_warnings([f"{p.path}:{p.line}" for p in report.scan.problems],
                                       report.scan.unreadable, report.unpriced):
         click.echo(f"calsync: warning: {line}", err=True)

@@ -165,15 +165,18 @@ class Ledger:
                                     (self.scope, *paths))
         return {r[1]: _FileRow(*r) for r in cur}
 
-    def update(self, *, workers: int = 0) -> ScanReport:
-        """Read what is new in the logs into the ledger; report what was wrong with them."""
-        found, unreadable = cc.find_files(self.dirs)
+    def update(self, *, workers: int = 0, listing: cc.Listing | None = None) -> ScanReport:
+        """Read what is new in the logs into the ledger; report what was wrong with them.
+        `listing`: the files, found ahead (used when it is of this ledger's directories)."""
+        if listing is None or listing.dirs != self.dirs:
+            listing = cc.Listing(self.dirs)             # found here and now
+        found, unreadable = listing.result()
         report = ScanReport(files=len(found), unreadable=unreadable)
         seen = self._data_version()         # what the plan below is made from
-        stale_prices, listing = self._scope_state()
+        stale_prices, matched = self._scope_state()
         key = _listing_key(found)
-        changed = [] if key == listing else self._changed(found)
-        if not changed and key != listing:
+        changed = [] if key == matched else self._changed(found)
+        if not changed and key != matched:
             # The files match the ledger: keep their digest, so that the next run that finds
             # the same files compares one digest instead of every file's row.
             self._keep_listing(key)
@@ -701,6 +704,13 @@ def price_key(overrides: Mapping[str, Any]) -> str:
     return hashlib.blake2b(shipped + extra, digest_size=12).hexdigest()
 
 
+def log_dirs(env: Mapping[str, str], logs: Sequence[Path], home: Path | None = None
+             ) -> list[Path]:
+    """The `projects` directories a ledger reads: `logs` (the --logs flag, else the config's
+    `usage.logs`), else as Claude Code finds them (`claude_code.log_dirs`)."""
+    return cc.log_dirs(env, home or Path(env.get("HOME") or Path.home()), logs)
+
+
 def open_ledger(settings: Settings, env: Mapping[str, str], *, home: Path | None = None,
                 logs: Sequence[Path] = ()) -> Ledger:
     """The ledger of the log dirs that `logs`, the config, or the environment name."""
@@ -708,8 +718,7 @@ def open_ledger(settings: Settings, env: Mapping[str, str], *, home: Path | None
     from .pricing import load_prices
     from .state import open_state
 
-    home = home or Path(env.get("HOME") or Path.home())
-    dirs = cc.log_dirs(env, home, logs or settings.usage.logs)
+    dirs = log_dirs(env, logs or settings.usage.logs, home)
     conn = open_state(default_state_dir(settings, env))
     return Ledger(conn, dirs, lambda: load_prices(settings.prices), price_key(settings.prices))
 
@@ -740,11 +749,14 @@ class UsageReport:
 def usage_report(settings: Settings, env: Mapping[str, str], *, by: str, tz: tzinfo,
                  since: date | None = None, until: date | None = None,
                  project: str | None = None, logs: Sequence[Path] = (),
-                 home: Path | None = None, workers: int = 0) -> UsageReport:
-    """`calsync usage`: read what is new, then group the ledger into report rows."""
+                 home: Path | None = None, workers: int = 0,
+                 listing: cc.Listing | None = None) -> UsageReport:
+    """`calsync usage`: read what is new, then group the ledger into report rows
+    (`listing`: see `Ledger.update`)."""
     with _no_cycle_collection():
         return _usage_report(settings, env, by=by, tz=tz, since=since, until=until,
-                             project=project, logs=logs, home=home, workers=workers)
+                             project=project, logs=logs, home=home, workers=workers,
+                             listing=listing)
 
 
 @contextlib.contextmanager
@@ -762,10 +774,11 @@ def _no_cycle_collection() -> Iterator[None]:
 
 def _usage_report(settings: Settings, env: Mapping[str, str], *, by: str, tz: tzinfo,
                   since: date | None, until: date | None, project: str | None,
-                  logs: Sequence[Path], home: Path | None, workers: int) -> UsageReport:
+                  logs: Sequence[Path], home: Path | None, workers: int,
+                  listing: cc.Listing | None) -> UsageReport:
     ledger = open_ledger(settings, env, home=home, logs=logs)
     try:
-        scan = ledger.update(workers=workers)
+        scan = ledger.update(workers=workers, listing=listing)
         lo = _us(datetime.combine(since, time(), tz)) if since else None
         hi = _us(datetime.combine(until + timedelta(days=1), time(), tz)) if until else None
         keys = GROUP_KEYS[by] + (("cwd",) if project and "cwd" not in GROUP_KEYS[by] else ())

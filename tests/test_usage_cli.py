@@ -288,6 +288,21 @@ def test_load_usage_gives_records_in_a_window_with_manual_ones_marked(tmp_path, 
 
 # --- the commands -----------------------------------------------------------------------------
 
+def test_usage_reads_the_logs_the_config_names_not_those_of_the_environment(tmp_path, env,
+                                                                            runner):
+    write(tmp_path / "env", "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    write(tmp_path / "configured", "p/s.jsonl", [usage_line("m2", "r2", 20)])
+    config = tmp_path / "config.toml"
+    config.write_text(f'[usage]\nlogs = ["{tmp_path / "configured"}"]\n')
+    result = runner.invoke(cli, ["usage", "--tz", "UTC", "--json"],
+                           env={**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "env"),
+                                "CALSYNC_CONFIG": str(config)})
+    assert result.exit_code == 0, result.output
+    assert [row["output_tokens"] for row in json.loads(result.stdout)] == [20]
+    result = runner.invoke(cli, ["usage", "--tz", "UTC", "--json"],   # and the environment's
+                           env={**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "env")})
+    assert [row["output_tokens"] for row in json.loads(result.stdout)] == [10]
+
 def test_usage_by_day_json_rows_are_exactly_the_documented_ones(tmp_path, env, runner):
     write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 587, cache_read=100)])
     result = runner.invoke(cli, ["usage", "--logs", str(tmp_path), "--tz", "UTC", "--json"],

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import marshal
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -146,6 +148,72 @@ def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, FileStat]
                 continue  # vanished while we looked: it is simply not there
     return found, problems
 
+
+
+class Listing:
+    """`find_files(dirs)`, found in a child process while the caller goes on.
+
+    A run spends a tenth of a second or more stat-ing thousands of transcripts, and about as
+    long importing and reading its configuration; on Linux, `ahead` forks a child that walks
+    meanwhile (a fork is cheap before the heavy imports). `result()` takes what it found, or
+    walks in this process when there is no child (other systems) or it failed. A Listing
+    not asked for is stopped on `close()`.
+    """
+
+    def __init__(self, dirs: Iterable[Path]) -> None:
+        self.dirs = list(dirs)
+        self._child: tuple[int, int] | None = None      # (pid, read end of its pipe)
+        self._found: tuple[list[tuple[str, FileStat]], list[str]] | None = None
+
+    @classmethod
+    def ahead(cls, dirs: Iterable[Path]) -> Listing:
+        listing = cls(dirs)
+        if sys.platform == "linux":
+            listing._fork()
+        return listing
+
+    def _fork(self) -> None:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                    # the child: walk, send, vanish
+            code = 1
+            try:
+                os.close(read)
+                data = marshal.dumps(find_files(self.dirs))
+                with os.fdopen(write, "wb") as pipe:
+                    pipe.write(data)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        self._child = (pid, read)
+
+    def result(self) -> tuple[list[tuple[str, FileStat]], list[str]]:
+        if self._found is None:
+            if self._child is not None:
+                pid, read = self._child
+                self._child = None
+                with os.fdopen(read, "rb") as pipe:
+                    data = pipe.read()
+                _, status = os.waitpid(pid, 0)
+                if status == 0:
+                    self._found = marshal.loads(data)
+            if self._found is None:
+                self._found = find_files(self.dirs)
+        return self._found
+
+    def close(self) -> None:
+        if self._child is not None:
+            pid, read = self._child
+            self._child = None
+            os.close(read)                  # a child still writing gets EPIPE and ends
+            os.waitpid(pid, 0)
+
+    def __enter__(self) -> Listing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 # --- one line ------------------------------------------------------------------------------
 

@@ -241,6 +241,53 @@ def test_an_unreadable_directory_is_reported_and_skipped(tmp_path):
     assert problems and "locked" in problems[0]
 
 
+
+def _tree(tmp_path: Path) -> Path:
+    projects = tmp_path / "projects"
+    for name in ("-w-p/s1.jsonl", "-w-p/s1/subagents/agent-a1.jsonl", "-w-q/s2.jsonl"):
+        (projects / name).parent.mkdir(parents=True, exist_ok=True)
+        (projects / name).write_text("{}\n")
+    return projects
+
+
+def test_a_listing_found_ahead_is_what_find_files_finds(tmp_path):
+    from calsync.sources.claude_code import Listing
+
+    projects = _tree(tmp_path)
+    with Listing.ahead([projects]) as listing:
+        found = listing.result()
+        assert listing.result() is found                # found once
+    assert found == find_files([projects])
+    assert len(found[0]) == 3
+
+
+def test_a_listing_not_asked_for_leaves_no_process_behind(tmp_path):
+    from calsync.sources.claude_code import Listing
+
+    listing = Listing.ahead([_tree(tmp_path)])
+    child = listing._child
+    listing.close()
+    if child is not None:                               # Linux: the child was reaped
+        with pytest.raises(ChildProcessError):
+            os.waitpid(child[0], os.WNOHANG)
+
+
+def test_a_listing_whose_child_fails_is_found_here(tmp_path, monkeypatch):
+    from calsync.sources import claude_code as cc
+
+    projects = _tree(tmp_path)
+    parent = os.getpid()
+    real = cc.find_files
+
+    def fails_in_the_child(dirs):
+        if os.getpid() != parent:
+            raise RuntimeError("the child fails")
+        return real(dirs)
+
+    monkeypatch.setattr(cc, "find_files", fails_in_the_child)
+    with cc.Listing.ahead([projects]) as listing:
+        assert listing.result() == real([projects])
+
 # --- scanning ---------------------------------------------------------------------------------
 
 def _write(path: Path, lines: list[str], end: str = "\n") -> Path:
