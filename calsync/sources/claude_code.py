@@ -29,6 +29,7 @@ import hashlib
 import itertools
 import marshal
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -203,10 +204,11 @@ class Listing:
         return self._found
 
     def close(self) -> None:
-        if self._child is not None:
+        if self._child is not None:         # not asked for (the command failed): stop it
             pid, read = self._child
             self._child = None
-            os.close(read)                  # a child still writing gets EPIPE and ends
+            os.close(read)
+            os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
 
     def __enter__(self) -> Listing:
