@@ -4,7 +4,8 @@ Three layers (house style §12):
 
 - `log_dirs(env, home, logs)` / `find_files(projects_dirs)`: where the transcripts are:
   every directory of `CLAUDE_CONFIG_DIR` (comma-separated) when set, else `~/.config/claude`
-  and `~/.claude`; files `projects/**/*.jsonl`, sub-agent transcripts included.
+  and `~/.claude`; files `projects/**/*.jsonl`, sub-agent transcripts included. `Listing`
+  finds them in a child process while the caller goes on.
 - `parse_line(text)` (pure): one line → `LineUsage` (or None for a line that is not a usage
   record), raising `BadLine` for a line that is not JSON or carries a broken value. The rule
   is written once, over the parsed line's dicts (`_usage_fields`); the scanner reads lines
@@ -25,6 +26,7 @@ summaries, snapshots and `toolUseResult` usage are not usage. Cache creation is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import marshal
@@ -150,7 +152,6 @@ def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, FileStat]
     return found, problems
 
 
-
 class Listing:
     """`find_files(dirs)`, found in a child process while the caller goes on.
 
@@ -170,12 +171,18 @@ class Listing:
     def ahead(cls, dirs: Iterable[Path]) -> Listing:
         listing = cls(dirs)
         if sys.platform == "linux":
-            listing._fork()
+            with contextlib.suppress(OSError):  # no process to spare: found when asked for
+                listing._fork()
         return listing
 
     def _fork(self) -> None:
         read, write = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read)
+            os.close(write)
+            raise
         if pid == 0:                                    # the child: walk, send, vanish
             code = 1
             try:
@@ -216,6 +223,7 @@ class Listing:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
 
 # --- one line ------------------------------------------------------------------------------
 

@@ -288,6 +288,19 @@ def test_a_listing_whose_child_fails_is_found_here(tmp_path, monkeypatch):
     with cc.Listing.ahead([projects]) as listing:
         assert listing.result() == real([projects])
 
+
+def test_a_listing_that_cannot_fork_is_found_when_asked_for(tmp_path, monkeypatch):
+    from calsync.sources.claude_code import Listing
+
+    projects = _tree(tmp_path)
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    with Listing.ahead([projects]) as listing:
+        assert listing.result() == find_files([projects])
+
 # --- scanning ---------------------------------------------------------------------------------
 
 def _write(path: Path, lines: list[str], end: str = "\n") -> Path:
