@@ -534,10 +534,9 @@ class _Writer:
         if self.cold:                   # each line counts as it would on its own
             conn.execute(f"INSERT INTO usage_line ({columns}, scope, win) SELECT {columns}, ?, "
                          "side = 0 OR mh IS NULL FROM scan.line", (self.scope,))
-        else:
+        else:                           # new lines count until `_decide` says otherwise
             conn.execute(f"INSERT INTO usage_line ({columns}, scope) SELECT {columns}, ? "
                          "FROM scan.line", (self.scope,))
-        if not self.cold:               # new lines count until `_decide` says otherwise
             conn.execute("INSERT OR IGNORE INTO aff_mid SELECT mh FROM scan.line "
                          "WHERE mh IS NOT NULL")
             conn.execute(f"INSERT OR IGNORE INTO aff_bucket SELECT ts / {BUCKET_US} "
