@@ -819,16 +819,22 @@ def scan_batch(ranges: Sequence[Range], cost: Coster | None = None) -> Batch:
     return Batch(results, pack(rows, names.table(), problems, files))
 
 
-def line_numbers(path: str, offsets: Sequence[int]) -> list[int | None]:
+def line_numbers(path: str, offsets: Sequence[int],
+                 block: int = READ_BLOCK) -> list[int | None]:
     """The line number (from 1) at each of these ascending byte offsets of a file; None for
-    all when it cannot be read."""
+    all when it cannot be read. Read `block` bytes at a time: a problem near the end of a
+    large transcript does not load the transcript."""
     out: list[int | None] = []
     try:
         with open(path, "rb") as fh:
             line, at = 1, 0
             for off in offsets:
-                line += fh.read(off - at).count(b"\n")
-                at = off
+                while at < off:
+                    chunk = fh.read(min(block, off - at))
+                    if not chunk:
+                        break
+                    line += chunk.count(b"\n")
+                    at += len(chunk)
                 out.append(line)
     except OSError:
         return [None] * len(offsets)

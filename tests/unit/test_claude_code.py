@@ -406,6 +406,18 @@ def _unpack(batch) -> list[tuple]:
     return db.execute("SELECT * FROM line").fetchall()
 
 
+@pytest.mark.parametrize("block", [1, 7, 1 << 20])
+def test_line_numbers_count_lines_whatever_the_block(tmp_path, block):
+    from calsync.sources.claude_code import line_numbers
+
+    lines = [b"{}", b"", b'{"a": 1}', b"x" * 30, b"{}"]
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    starts = [sum(len(x) + 1 for x in lines[:i]) for i in range(len(lines))]
+    assert line_numbers(str(path), starts, block) == [1, 2, 3, 4, 5]
+    assert line_numbers(str(path), [starts[3], 10_000], block) == [4, 6]   # past the end
+    assert line_numbers(str(tmp_path / "gone"), [0, 5], block) == [None, None]
+
 def test_a_pool_scans_every_range_once_however_many_batches_wait(tmp_path):
     from calsync.sources.claude_code import scan_ranges, start_pool
 
