@@ -154,15 +154,19 @@ class Ledger:
         return self._prices
 
     # --- reading the logs ----------------------------------------------------------------
-    def _rows(self, paths: Sequence[str]) -> dict[str, _FileRow]:
-        """The ledger rows of these files (all of the scope's when there are many)."""
-        sql = ("SELECT id, path, dev, ino, size, mtime_ns, offset, head, tail, open_tail, "
-               "first_ts, resumed FROM usage_file WHERE scope = ?")
+    def _file_rows(self, columns: str, paths: Sequence[str]) -> sqlite3.Cursor:
+        """`columns` of the ledger rows of these files: looked up by path when they are few,
+        else all of the scope's (one pass is cheaper than hundreds of lookups)."""
+        sql = f"SELECT {columns} FROM usage_file WHERE scope = ?"
         if len(paths) > 500:
-            cur = self.conn.execute(sql, (self.scope,))
-        else:
-            cur = self.conn.execute(f"{sql} AND path IN ({', '.join('?' * len(paths))})",
-                                    (self.scope, *paths))
+            return self.conn.execute(sql, (self.scope,))
+        return self.conn.execute(f"{sql} AND path IN ({', '.join('?' * len(paths))})",
+                                 (self.scope, *paths))
+
+    def _rows(self, paths: Sequence[str]) -> dict[str, _FileRow]:
+        """The ledger rows of these files (and perhaps others)."""
+        cur = self._file_rows("id, path, dev, ino, size, mtime_ns, offset, head, tail, "
+                              "open_tail, first_ts, resumed", paths)
         return {r[1]: _FileRow(*r) for r in cur}
 
     def update(self, *, workers: int = 0, listing: cc.Listing | None = None) -> ScanReport:
@@ -225,12 +229,7 @@ class Ledger:
         """The files whose stat is not their ledger row's (new files included)."""
         if not found:
             return []
-        sql = "SELECT path, dev, ino, size, mtime_ns FROM usage_file WHERE scope = ?"
-        if len(found) > 500:
-            cur = self.conn.execute(sql, (self.scope,))
-        else:                           # again under the lock: only the files to read
-            cur = self.conn.execute(f"{sql} AND path IN ({', '.join('?' * len(found))})",
-                                    (self.scope, *(path for path, _ in found)))
+        cur = self._file_rows("path, dev, ino, size, mtime_ns", [path for path, _ in found])
         get = {r[0]: r[1:] for r in cur}.get
         return [(path, st) for path, st in found if get(path) != st]
 
