@@ -25,9 +25,11 @@ The rules (session-events.md; issue 4 §2):
   only on an event that changed. So a second plan with nothing new is empty.
 - Objects that hold no session event are never written.
 
-`read_sessions` is the same reading, for the caller that needs the occurrences first (to
-attribute usage and ask git before planning). `plan_object` plans one object again, for
-the engine after a 412.
+`read_views` is the same reading, for the caller that needs the occurrences first (to
+attribute usage and ask git before planning): `sessions_in` lists them, and the views go
+to `plan_sync`, so each object is parsed once (`read_sessions` does both steps, for a
+caller that does not plan). `plan_object` plans one object again, for the engine after a
+412.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ RDATE, EXDATE, overrides and X-WR-TIMEZONE. This module adds what calsync needs 
   maps Outlook's Windows names ("Eastern Standard Time") to IANA zones and reads custom
   VTIMEZONE definitions, and anything it still cannot place is reported with the UID and
   the property;
-- `find_or_create_override`, for sync: the override VEVENT of one occurrence, inside one
-  calendar object, created from the master when absent.
+- `override_in`, for sync: the override VEVENT of one occurrence, inside one calendar
+  object, created from the master when absent (`find_or_create_override` does the same in
+  a copy, leaving the object as it was).
 
 Nothing here reads the clock, the environment or a file.
 """
