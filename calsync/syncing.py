@@ -26,7 +26,7 @@ import contextlib
 import os
 import sqlite3
 import time as clock
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -216,7 +216,7 @@ def _changes(backend: Backend, token: str | None
     if token is not None:
         try:
             changed, deleted, new_token = backend.sync_changes(token)  # type: ignore[attr-defined]
-            return [CalendarObject(h, e, "") for h, e in changed], deleted, new_token, False
+            return _unread(changed), deleted, new_token, False
         except SyncTokenInvalid:
             pass
     try:
@@ -229,10 +229,15 @@ def _changes(backend: Backend, token: str | None
             raise
         try:
             changed, _deleted, new_token = backend.sync_changes(None)  # type: ignore[attr-defined]
-            return [CalendarObject(h, e, "") for h, e in changed], [], new_token, True
+            return _unread(changed), [], new_token, True
         except SyncTokenInvalid:
             pass
-    return [CalendarObject(h, e, "") for h, e in backend.list()], [], None, True
+    return _unread(backend.list()), [], None, True
+
+
+def _unread(listed: Iterable[tuple[str, str | None]]) -> list[CalendarObject]:
+    """Listed (href, etag) pairs as objects whose text is still to be fetched ("")."""
+    return [CalendarObject(href, etag, "") for href, etag in listed]
 
 
 # --- usage and git ------------------------------------------------------------------------
