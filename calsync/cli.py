@@ -261,14 +261,15 @@ def usage_command(ctx: Context, since: str | None, until: str | None, zone_name:
       calsync usage --since 2026-11-01 --until 2026-11-30 --by day
       calsync usage --logs examples/claude-logs --by session --json
     """
-    from . import output
-    from .ledger import log_dirs, usage_report
-    from .sources.claude_code import Listing
-    from .usage import parse_day, totals
+    from .sources.transcripts import Listing, log_dirs
 
-    # The transcripts are found while the configuration loads (it may name other dirs: then
-    # this listing is not used).
-    with Listing.ahead(log_dirs(ctx.env, logs)) as listing:
+    # The transcripts are found while the rest is imported and the configuration loads (it
+    # may name other dirs: then this listing is not used).
+    with Listing.ahead(log_dirs(ctx.env, None, logs)) as listing:
+        from . import output
+        from .ledger import usage_report
+        from .usage import parse_day, totals
+
         zone, _ = cs.resolve_zone(zone_name or ctx.settings.usage.timezone, ctx.env)
         days = [_usage_day(value, flag, parse_day) for value, flag in
                 ((since, "--since"), (until, "--until"))]

@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from .errors import LogLineError, NoLogsError
 from .records import UsageRecord
 from .sources import claude_code as cc
+from .sources import transcripts
 from .state import BUSY_TIMEOUT_MS, USAGE_LINE_INDEXES
 from .usage import Bucket, report_rows
 
@@ -101,11 +102,11 @@ class _FileRow(NamedTuple):
 class _Read(NamedTuple):
     row: _FileRow | None          # None: a new file
     path: str
-    stat: cc.FileStat
+    stat: transcripts.FileStat
     start: int                    # 0 for new and re-read files
 
 
-def _plan_file(row: _FileRow | None, path: str, st: cc.FileStat) -> _Read | None:
+def _plan_file(row: _FileRow | None, path: str, st: transcripts.FileStat) -> _Read | None:
     """What to read of one file (None: nothing), from its ledger row and its stat."""
     if row is None:
         return _Read(None, path, st, 0)
@@ -169,11 +170,11 @@ class Ledger:
                               "open_tail, first_ts, resumed", paths)
         return {r[1]: _FileRow(*r) for r in cur}
 
-    def update(self, *, workers: int = 0, listing: cc.Listing | None = None) -> ScanReport:
+    def update(self, *, workers: int = 0, listing: transcripts.Listing | None = None) -> ScanReport:
         """Read what is new in the logs into the ledger; report what was wrong with them.
         `listing`: the files, found ahead (used when it is of this ledger's directories)."""
         if listing is None or listing.dirs != self.dirs:
-            listing = cc.Listing(self.dirs)             # found here and now
+            listing = transcripts.Listing(self.dirs)             # found here and now
         found, unreadable = listing.result()
         report = ScanReport(files=len(found), unreadable=unreadable)
         seen = self._data_version()         # what the plan below is made from
@@ -224,8 +225,8 @@ class Ledger:
         prices = self.prices
         return cc.start_pool(workers or cc.scan_processes(), prices.cost if prices else None)
 
-    def _changed(self, found: Sequence[tuple[str, cc.FileStat]]
-                 ) -> list[tuple[str, cc.FileStat]]:
+    def _changed(self, found: Sequence[tuple[str, transcripts.FileStat]]
+                 ) -> list[tuple[str, transcripts.FileStat]]:
         """The files whose stat is not their ledger row's (new files included)."""
         if not found:
             return []
@@ -233,7 +234,7 @@ class Ledger:
         get = {r[0]: r[1:] for r in cur}.get
         return [(path, st) for path, st in found if get(path) != st]
 
-    def _plan(self, changed: list[tuple[str, cc.FileStat]]) -> list[_Read]:
+    def _plan(self, changed: list[tuple[str, transcripts.FileStat]]) -> list[_Read]:
         """What to read of the changed files, file by file."""
         if not changed:
             return []
@@ -387,7 +388,7 @@ def _offsets(tz: tzinfo, lo: int, hi: int) -> list[tuple[int, int]]:
     return out
 
 
-def _listing_key(found: list[tuple[str, cc.FileStat]]) -> bytes:
+def _listing_key(found: list[tuple[str, transcripts.FileStat]]) -> bytes:
     """A digest of a listing: every file with its device, inode, size and mtime, in order."""
     return hashlib.blake2b(marshal.dumps(found), digest_size=16).digest()
 
@@ -702,13 +703,6 @@ def price_key(overrides: Mapping[str, Any]) -> str:
     return hashlib.blake2b(shipped + extra, digest_size=12).hexdigest()
 
 
-def log_dirs(env: Mapping[str, str], logs: Sequence[Path], home: Path | None = None
-             ) -> list[Path]:
-    """The `projects` directories a ledger reads: `logs` (the --logs flag, else the config's
-    `usage.logs`), else as Claude Code finds them (`claude_code.log_dirs`)."""
-    return cc.log_dirs(env, home or Path(env.get("HOME") or Path.home()), logs)
-
-
 def open_ledger(settings: Settings, env: Mapping[str, str], *, home: Path | None = None,
                 logs: Sequence[Path] = ()) -> Ledger:
     """The ledger of the log dirs that `logs`, the config, or the environment name."""
@@ -716,7 +710,7 @@ def open_ledger(settings: Settings, env: Mapping[str, str], *, home: Path | None
     from .pricing import load_prices
     from .state import open_state
 
-    dirs = log_dirs(env, logs or settings.usage.logs, home)
+    dirs = transcripts.log_dirs(env, home, logs or settings.usage.logs)
     conn = open_state(default_state_dir(settings, env))
     return Ledger(conn, dirs, lambda: load_prices(settings.prices), price_key(settings.prices))
 
@@ -748,7 +742,7 @@ def usage_report(settings: Settings, env: Mapping[str, str], *, by: str, tz: tzi
                  since: date | None = None, until: date | None = None,
                  project: str | None = None, logs: Sequence[Path] = (),
                  home: Path | None = None, workers: int = 0,
-                 listing: cc.Listing | None = None) -> UsageReport:
+                 listing: transcripts.Listing | None = None) -> UsageReport:
     """`calsync usage`: read what is new, then group the ledger into report rows
     (`listing`: see `Ledger.update`)."""
     with _no_cycle_collection():
@@ -773,7 +767,7 @@ def _no_cycle_collection() -> Iterator[None]:
 def _usage_report(settings: Settings, env: Mapping[str, str], *, by: str, tz: tzinfo,
                   since: date | None, until: date | None, project: str | None,
                   logs: Sequence[Path], home: Path | None, workers: int,
-                  listing: cc.Listing | None) -> UsageReport:
+                  listing: transcripts.Listing | None) -> UsageReport:
     ledger = open_ledger(settings, env, home=home, logs=logs)
     try:
         scan = ledger.update(workers=workers, listing=listing)
