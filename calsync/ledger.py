@@ -59,7 +59,7 @@ from .errors import LogLineError, NoLogsError
 from .records import UsageRecord
 from .sources import claude_code as cc
 from .sources import transcripts
-from .state import BUSY_TIMEOUT_MS, USAGE_LINE_INDEXES
+from .state import BUSY_TIMEOUT_MS, USAGE_LINE_INDEXES, unlogged
 from .usage import Bucket, report_rows
 
 if TYPE_CHECKING:
@@ -201,20 +201,22 @@ class Ledger:
     def _write(self, plan: list[_Read], report: ScanReport, workers: int, stale_prices: bool,
                pool: Any, seen: int) -> None:
         """Read the plan into the ledger in one write transaction (`seen`: the data version
-        the plan was made from)."""
-        self.conn.execute("ATTACH ':memory:' AS scan")     # where scanned lines arrive
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
+        the plan was made from); the first one into an empty ledger `unlogged`."""
+        first = self.conn.execute("SELECT 1 FROM usage_line LIMIT 1").fetchone() is None
+        with unlogged(self.conn) if first else contextlib.nullcontext(False):
+            self.conn.execute("ATTACH ':memory:' AS scan")     # where scanned lines arrive
             try:
-                if self._data_version() != seen:    # another run wrote meanwhile: plan again
-                    plan = self._plan(self._changed([(p.path, p.stat) for p in plan]))
-                _Writer(self, report).run(plan, workers, stale_prices, pool)
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-        finally:
-            self.conn.execute("DETACH scan")
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if self._data_version() != seen:    # another run wrote: plan again
+                        plan = self._plan(self._changed([(p.path, p.stat) for p in plan]))
+                    _Writer(self, report).run(plan, workers, stale_prices, pool)
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+            finally:
+                self.conn.execute("DETACH scan")
 
     def _pool(self, plan: Sequence[_Read], workers: int) -> Any:
         """Scanner processes when there is enough to read, started now: the parent is still

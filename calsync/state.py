@@ -41,8 +41,9 @@ sync_override    the hash of the plan calsync last wrote into each override (hre
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import ConfigError
@@ -299,7 +300,7 @@ def open_state(state_dir: Path) -> sqlite3.Connection:
         # large history writes, indexes and checkpoints fewer, larger pages (measured: 0.1 s
         # of 3.1 s on 1 GB; warm runs no different)
         conn.execute("PRAGMA page_size = 16384")
-        conn.execute("PRAGMA journal_mode=WAL")
+        _set_journal_mode(conn, "wal")
         conn.execute("PRAGMA synchronous=NORMAL")
         migrate(conn, str(path))
     except sqlite3.DatabaseError as exc:
@@ -307,3 +308,39 @@ def open_state(state_dir: Path) -> sqlite3.Connection:
         raise ConfigError(f"not a usable state database: {exc}", path=str(path),
                           hint="move it away; calsync will start a new one") from None
     return conn
+
+
+def _set_journal_mode(conn: sqlite3.Connection, mode: str) -> bool:
+    """Switch the database's journal mode; False when another connection's lock stops it (a
+    switch does not wait: it fails at once with SQLITE_BUSY)."""
+    try:
+        return str(conn.execute(f"PRAGMA main.journal_mode = {mode}").fetchone()[0]) == mode
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+            raise
+        return False
+
+
+@contextlib.contextmanager
+def unlogged(conn: sqlite3.Connection) -> Iterator[bool]:
+    """For one large write into a database nobody else has open: its pages go to the file
+    once, instead of to the write-ahead log, where every read of the write looks them up,
+    and again to the file at the checkpoint.
+
+    `calsync.ledger` uses it for a first scan of the logs into an empty ledger (measured on
+    1 GB: 0.35 s of 3.3 s, and 0.5 s of CPU). The database leaves WAL mode for a rollback
+    journal (synchronous FULL, as that mode needs to be safe), and goes back when the block
+    ends. Yields False, and changes nothing, when another connection has the database open.
+    Meanwhile, another process opening it waits for the write to end (busy timeout), where
+    in WAL mode it would have read the empty ledger; if it is still open when the block
+    ends, the database stays out of WAL mode until the next `open_state`.
+    """
+    if not _set_journal_mode(conn, "delete"):
+        yield False
+        return
+    conn.execute("PRAGMA synchronous = FULL")
+    try:
+        yield True
+    finally:
+        conn.execute("PRAGMA synchronous = NORMAL")
+        _set_journal_mode(conn, "wal")

@@ -1,4 +1,4 @@
-"""The state database's migrations keep what an older calsync stored."""
+"""The state database: its migrations keep what an older calsync stored; its journal."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from calsync.config import Settings
 from calsync.ledger import load_usage, usage_report
-from calsync.state import MIGRATIONS, open_state
+from calsync.state import MIGRATIONS, open_state, unlogged
 
 ROOT = Path(__file__).resolve().parent.parent
 # Made by calsync at schema version 3 (commit 2231375) with
@@ -94,3 +94,35 @@ def test_a_python_with_an_old_sqlite_gets_one_clear_error(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match=r"SQLite \(3\.31\.1\) is too old: calsync needs 3\.36"):
         open_state(tmp_path)
     assert not (tmp_path / "state.sqlite3").exists()
+
+
+def _journal(conn: sqlite3.Connection) -> tuple[str, int]:
+    return (conn.execute("PRAGMA journal_mode").fetchone()[0],
+            conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+def test_a_large_write_bypasses_the_log_and_another_run_still_opens_meanwhile(tmp_path):
+    conn = open_state(tmp_path)
+    assert _journal(conn) == ("wal", 1)                 # WAL, synchronous NORMAL
+    with unlogged(conn) as bypassed:
+        assert bypassed
+        assert _journal(conn) == ("delete", 2)          # a rollback journal, FULL
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO usage_scope (dirs) VALUES ('/logs')")
+        other = open_state(tmp_path)                    # cannot go back to WAL: still opens
+        conn.execute("COMMIT")
+        assert other.execute("SELECT dirs FROM usage_scope").fetchall() == [("/logs",)]
+        other.close()
+    assert _journal(conn) == ("wal", 1)                 # back when the write is done
+    conn.close()
+
+
+def test_a_large_write_keeps_the_log_while_another_connection_is_open(tmp_path):
+    conn = open_state(tmp_path)
+    other = open_state(tmp_path)
+    with unlogged(conn) as bypassed:
+        assert not bypassed
+        assert _journal(conn) == ("wal", 1)
+    other.close()
+    conn.close()
+

@@ -242,6 +242,37 @@ def test_many_processes_give_what_one_gives(tmp_path, env, monkeypatch):
     assert [str(p) for p in pooled.scan.problems] == [str(p) for p in serial.scan.problems]
 
 
+def test_a_first_scan_bypasses_the_log_only_when_alone_and_gives_the_same_ledger(tmp_path, env,
+                                                                              monkeypatch):
+    from contextlib import contextmanager
+
+    from calsync.state import open_state, unlogged
+
+    corpus = generate(tmp_path / "logs", seed=7, sessions=4, turns=5)
+    bypassed: list[bool] = []
+
+    @contextmanager
+    def watched(conn):
+        with unlogged(conn) as done:
+            bypassed.append(done)
+            yield done
+
+    monkeypatch.setattr(ledger_module, "unlogged", watched)
+    alone = usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root])
+    usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root])  # warm: no write
+    other_env = {**env, "CALSYNC_STATE_DIR": env["CALSYNC_STATE_DIR"] + "-2"}
+    other = open_state(Path(other_env["CALSYNC_STATE_DIR"]))   # another run has it open
+    watched_too = usage_report(Settings(), other_env, by="session", tz=UTC,
+                               logs=[corpus.root])
+    other.close()
+    assert bypassed == [True, False]
+    assert watched_too.rows == alone.rows
+    for state_dir in (env["CALSYNC_STATE_DIR"], other_env["CALSYNC_STATE_DIR"]):
+        conn = open_state(Path(state_dir))
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        conn.close()
+
+
 def test_scopes_never_mix(tmp_path, env):
     write(tmp_path / "a", "p/s.jsonl", [usage_line("m1", "r1", 10)])
     write(tmp_path / "b", "p/s.jsonl", [usage_line("m2", "r2", 20)])
