@@ -177,22 +177,26 @@ class Ledger:
             listing = transcripts.Listing(self.dirs)             # found here and now
         found, unreadable = listing.result()
         report = ScanReport(files=len(found), unreadable=unreadable)
-        seen = self._data_version()         # what the plan below is made from
-        stale_prices, matched = self._scope_state()
-        key = _listing_key(found)
-        changed = [] if key == matched else self._changed(found)
-        if not changed and key != matched:
-            # The files match the ledger: keep their digest, so that the next run that finds
-            # the same files compares one digest instead of every file's row.
-            self._keep_listing(key)
-        plan = self._plan(changed)
-        if plan or stale_prices:
-            pool = self._pool(plan, workers)
-            try:
-                self._write(plan, report, workers, stale_prices, pool, seen)
-            finally:
-                if pool is not None:
-                    pool.terminate()
+        # A first scan into an empty ledger writes outside the WAL (`unlogged`): switched
+        # before the plan is made, as a switch counts as a change in PRAGMA data_version.
+        first = self.conn.execute("SELECT 1 FROM usage_line LIMIT 1").fetchone() is None
+        with unlogged(self.conn) if first and found else contextlib.nullcontext(False):
+            seen = self._data_version()         # what the plan below is made from
+            stale_prices, matched = self._scope_state()
+            key = _listing_key(found)
+            changed = [] if key == matched else self._changed(found)
+            if not changed and key != matched:
+                # The files match the ledger: keep their digest, so that the next run that
+                # finds the same files compares one digest instead of every file's row.
+                self._keep_listing(key)
+            plan = self._plan(changed)
+            if plan or stale_prices:
+                pool = self._pool(plan, workers)
+                try:
+                    self._write(plan, report, workers, stale_prices, pool, seen)
+                finally:
+                    if pool is not None:
+                        pool.terminate()
         report.problems = self._problems({path for path, _ in found})
         if not found and not self._has_history():
             raise NoLogsError([str(d) for d in self.dirs])
@@ -201,22 +205,20 @@ class Ledger:
     def _write(self, plan: list[_Read], report: ScanReport, workers: int, stale_prices: bool,
                pool: Any, seen: int) -> None:
         """Read the plan into the ledger in one write transaction (`seen`: the data version
-        the plan was made from); the first one into an empty ledger `unlogged`."""
-        first = self.conn.execute("SELECT 1 FROM usage_line LIMIT 1").fetchone() is None
-        with unlogged(self.conn) if first else contextlib.nullcontext(False):
-            self.conn.execute("ATTACH ':memory:' AS scan")     # where scanned lines arrive
+        the plan was made from)."""
+        self.conn.execute("ATTACH ':memory:' AS scan")     # where scanned lines arrive
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if self._data_version() != seen:    # another run wrote: plan again
-                        plan = self._plan(self._changed([(p.path, p.stat) for p in plan]))
-                    _Writer(self, report).run(plan, workers, stale_prices, pool)
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    self.conn.execute("ROLLBACK")
-                    raise
-            finally:
-                self.conn.execute("DETACH scan")
+                if self._data_version() != seen:    # another run wrote meanwhile: plan again
+                    plan = self._plan(self._changed([(p.path, p.stat) for p in plan]))
+                _Writer(self, report).run(plan, workers, stale_prices, pool)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        finally:
+            self.conn.execute("DETACH scan")
 
     def _pool(self, plan: Sequence[_Read], workers: int) -> Any:
         """Scanner processes when there is enough to read, started now: the parent is still

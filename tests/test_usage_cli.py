@@ -258,7 +258,12 @@ def test_a_first_scan_bypasses_the_log_only_when_alone_and_gives_the_same_ledger
             yield done
 
     monkeypatch.setattr(ledger_module, "unlogged", watched)
+    plans = []
+    plan = ledger_module.Ledger._plan
+    monkeypatch.setattr(ledger_module.Ledger, "_plan",
+                        lambda self, changed: plans.append(len(changed)) or plan(self, changed))
     alone = usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root])
+    assert len(plans) == 1      # the switch is not taken for another run's write: no new plan
     usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root])  # warm: no write
     other_env = {**env, "CALSYNC_STATE_DIR": env["CALSYNC_STATE_DIR"] + "-2"}
     other = open_state(Path(other_env["CALSYNC_STATE_DIR"]))   # another run has it open
