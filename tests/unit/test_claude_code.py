@@ -299,6 +299,15 @@ def _unpack(batch) -> list[tuple]:
     return db.execute("SELECT * FROM line").fetchall()
 
 
+@pytest.mark.parametrize("count", [0, 1, 49, 50, 51, 123])
+def test_a_packed_batch_holds_every_line_in_order(count):
+    from calsync.sources.claude_code import LINE_COLUMNS, Batch, pack
+
+    rows = [(*range(i, i + len(LINE_COLUMNS) - 1), None) for i in range(count)]
+    batch = Batch([], pack(rows, {7: "sonnet"}, [], []))
+    assert _unpack(batch) == rows
+
+
 @pytest.mark.parametrize("block", [1, 7, 1 << 20])
 def test_line_numbers_count_lines_whatever_the_block(tmp_path, block):
     from calsync.sources.claude_code import line_numbers
