@@ -681,9 +681,9 @@ class _Writer:
                   "SUM(l.cw1), SUM(l.cr), TOTAL(l.cost), SUM(l.cost IS NULL), MIN(l.ts), "
                   "MAX(l.ts) FROM ")
         group = " GROUP BY b, l.model, COALESCE(l.session, 0), COALESCE(l.cwd, 0)"
-        if self.every_bucket:
+        if self.every_bucket:   # every line: one pass over the table, not through its index
             self.conn.execute("DELETE FROM usage_agg WHERE scope = ?", (s,))
-            self.conn.execute(f"INSERT INTO usage_agg {select} usage_line l "
+            self.conn.execute(f"INSERT INTO usage_agg {select} usage_line l NOT INDEXED "
                               f"WHERE l.scope = :s AND l.win = 1 {group}", {"s": s})
             return
         self.conn.execute("DELETE FROM usage_agg WHERE scope = ? AND bucket IN "
