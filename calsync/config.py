@@ -25,8 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
-
-APP_NAME = "calsync"
+from .paths import APP_NAME, default_config_path
 
 
 class _Section(BaseModel):
@@ -95,24 +94,6 @@ class Settings(_Section):
         default=None, description="where the state database lives",
         examples=["~/.local/state/calsync"],
     )
-
-
-def default_config_path(env: Mapping[str, str]) -> Path:
-    if env.get("CALSYNC_CONFIG"):
-        return Path(env["CALSYNC_CONFIG"]).expanduser()
-    from platformdirs import user_config_path
-
-    return user_config_path(APP_NAME) / "config.toml"
-
-
-def default_state_dir(settings: Settings, env: Mapping[str, str]) -> Path:
-    if env.get("CALSYNC_STATE_DIR"):
-        return Path(env["CALSYNC_STATE_DIR"]).expanduser()
-    if settings.state_dir:
-        return settings.state_dir.expanduser()
-    from platformdirs import user_state_path
-
-    return user_state_path(APP_NAME)
 
 
 _HEADER = re.compile(r"^\s*\[\[?([^\]]+)\]\]?\s*(?:#.*)?$")

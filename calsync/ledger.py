@@ -707,26 +707,46 @@ def price_key(overrides: Mapping[str, Any]) -> str:
     return hashlib.blake2b(shipped + extra, digest_size=12).hexdigest()
 
 
-def open_ledger(settings: Settings, env: Mapping[str, str], *, home: Path | None = None,
+@dataclass(frozen=True)
+class UsageConfig:
+    """What the ledger and `calsync usage` need of the settings (`of(settings)`); the
+    defaults are those of `config.Settings()`. A plain dataclass: `calsync usage` without a
+    config file uses the defaults and never imports pydantic (`cli.Context.usage_config`)."""
+
+    logs: tuple[Path, ...] = ()                              # usage.logs
+    timezone: str | None = None                              # usage.timezone
+    prices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    project_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    state_dir: Path | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> UsageConfig:
+        return cls(logs=settings.usage.logs, timezone=settings.usage.timezone,
+                   prices=settings.prices, state_dir=settings.state_dir,
+                   project_paths={name: p.paths for name, p in settings.projects.items()
+                                  if p.paths})
+
+
+def open_ledger(config: UsageConfig, env: Mapping[str, str], *, home: Path | None = None,
                 logs: Sequence[Path] = ()) -> Ledger:
     """The ledger of the log dirs that `logs`, the config, or the environment name."""
-    from .config import default_state_dir
+    from . import paths
     from .pricing import load_prices
     from .state import open_state
 
-    dirs = transcripts.log_dirs(env, home, logs or settings.usage.logs)
-    conn = open_state(default_state_dir(settings, env))
-    return Ledger(conn, dirs, lambda: load_prices(settings.prices), price_key(settings.prices))
+    dirs = transcripts.log_dirs(env, home, logs or config.logs)
+    conn = open_state(paths.state_dir(config.state_dir, env))
+    return Ledger(conn, dirs, lambda: load_prices(config.prices), price_key(config.prices))
 
 
-def load_usage(settings: Settings, env: Mapping[str, str], *, since: datetime | None,
+def load_usage(config: UsageConfig, env: Mapping[str, str], *, since: datetime | None,
                until: datetime | None, home: Path | None = None,
                logs: Sequence[Path] = ()) -> list[UsageRecord]:
     """Read what is new in the logs, then every usage record with since <= timestamp < until.
 
     For the sync engine. Problems in the logs are not raised (see `Ledger.update`).
     """
-    ledger = open_ledger(settings, env, home=home, logs=logs)
+    ledger = open_ledger(config, env, home=home, logs=logs)
     try:
         with _no_cycle_collection():
             ledger.update()
@@ -742,7 +762,7 @@ class UsageReport:
     unpriced: list[str]           # models with no known price among the rows' records
 
 
-def usage_report(settings: Settings, env: Mapping[str, str], *, by: str, tz: tzinfo,
+def usage_report(config: UsageConfig, env: Mapping[str, str], *, by: str, tz: tzinfo,
                  since: date | None = None, until: date | None = None,
                  project: str | None = None, logs: Sequence[Path] = (),
                  home: Path | None = None, workers: int = 0,
@@ -750,7 +770,7 @@ def usage_report(settings: Settings, env: Mapping[str, str], *, by: str, tz: tzi
     """`calsync usage`: read what is new, then group the ledger into report rows
     (`listing`: see `Ledger.update`)."""
     with _no_cycle_collection():
-        return _usage_report(settings, env, by=by, tz=tz, since=since, until=until,
+        return _usage_report(config, env, by=by, tz=tz, since=since, until=until,
                              project=project, logs=logs, home=home, workers=workers,
                              listing=listing)
 
@@ -768,11 +788,11 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _usage_report(settings: Settings, env: Mapping[str, str], *, by: str, tz: tzinfo,
+def _usage_report(config: UsageConfig, env: Mapping[str, str], *, by: str, tz: tzinfo,
                   since: date | None, until: date | None, project: str | None,
                   logs: Sequence[Path], home: Path | None, workers: int,
                   listing: transcripts.Listing | None) -> UsageReport:
-    ledger = open_ledger(settings, env, home=home, logs=logs)
+    ledger = open_ledger(config, env, home=home, logs=logs)
     try:
         scan = ledger.update(workers=workers, listing=listing)
         lo = _us(datetime.combine(since, time(), tz)) if since else None
@@ -781,19 +801,18 @@ def _usage_report(settings: Settings, env: Mapping[str, str], *, by: str, tz: tz
         buckets = ledger.buckets(lo, hi, tz=tz, keys=keys)
     finally:
         ledger.conn.close()
-    projects = {name: p.paths for name, p in settings.projects.items() if p.paths}
     rows = report_rows(buckets, by=by, tz=tz, since=since, until=until, project=project,
-                       projects=projects)
+                       projects=config.project_paths)
     unpriced = sorted({b.model for b in buckets if b.cost_usd is None})
     return UsageReport(rows, scan, unpriced)
 
 
-def log_manual(settings: Settings, env: Mapping[str, str], record: UsageRecord) -> int:
+def log_manual(config: UsageConfig, env: Mapping[str, str], record: UsageRecord) -> int:
     """Store a record for work that left no Claude Code log (`calsync log`); returns its id."""
-    from .config import default_state_dir
+    from . import paths
     from .state import open_state
 
-    conn = open_state(default_state_dir(settings, env))
+    conn = open_state(paths.state_dir(config.state_dir, env))
     try:
         return add_manual_record(conn, record)
     finally:

@@ -2,7 +2,7 @@
 
 This is the only module that opens the state database. It lives in the platformdirs user
 state dir for "calsync" (`CALSYNC_STATE_DIR` or the config's `state_dir` override it, see
-`config.default_state_dir`) as `state.sqlite3`.
+`paths.state_dir`) as `state.sqlite3`.
 
 Migrations: `MIGRATIONS[i]` (SQL, or a function of the connection when SQL alone cannot
 do it) brings the schema from version i to i+1. Append new ones at the end (another

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
+from . import paths
 from .attribution import OccurrenceKey, attribute, key_of
 from .backends import Backend, open_backend
-from .config import Settings, default_state_dir
+from .config import Settings
 from .engine import RetryPolicy, SyncReport, apply
 from .errors import ConfigError, LockedError, ServerError, SyncTokenInvalid
 from .files import try_lock
@@ -266,7 +267,7 @@ def _git_stats(due: Sequence[Occurrence], settings: Settings, warnings: list[str
 def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mapping[str, str],
                request: SyncRequest, location: str, state: SyncState,
                warnings: list[str]) -> tuple[Knowledge, Views]:
-    from .ledger import load_usage
+    from .ledger import UsageConfig, load_usage
     from .pricing import load_prices
 
     written = state.written_plans()
@@ -277,7 +278,7 @@ def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mappi
     actuals: dict[OccurrenceKey, Actuals] = {}
     git: dict[OccurrenceKey, GitStats] = {}
     if due:
-        records = load_usage(settings, env, since=min(o.start for o in due),
+        records = load_usage(UsageConfig.of(settings), env, since=min(o.start for o in due),
                              until=max(o.end for o in due), logs=request.logs)
         found = attribute(due, records, projects=settings.projects,
                           count_cache_reads=settings.usage.count_cache_reads,
@@ -300,7 +301,7 @@ def run_sync(settings: Settings, env: Mapping[str, str], request: SyncRequest, *
     """Sync one calendar; see the module docstring for the steps."""
     from .state import open_state
 
-    state_dir = default_state_dir(settings, env)
+    state_dir = paths.state_dir(settings.state_dir, env)
     with run_lock(state_dir):
         opened = backend is None
         if backend is None:

@@ -35,8 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from calsync.config import Settings
-from calsync.ledger import usage_report
+from calsync.ledger import UsageConfig, usage_report
 from tests.logcorpus import Features, generate
 
 pytestmark = pytest.mark.ccusage
@@ -72,7 +71,7 @@ def run_ccusage(binary: str, config_dir: Path) -> dict[tuple[str, str], tuple[in
 
 def calsync_daily(root: Path, state: Path) -> dict[tuple[str, str], tuple[int, ...]]:
     env = {"CALSYNC_STATE_DIR": str(state), "HOME": str(state)}
-    rows = usage_report(Settings(), env, by="day", tz=UTC, logs=[root]).rows
+    rows = usage_report(UsageConfig(), env, by="day", tz=UTC, logs=[root]).rows
     return {(r["date"], r["model"]): (r["input_tokens"], r["output_tokens"],
                                       r["cache_creation_tokens"], r["cache_read_tokens"])
             for r in rows}

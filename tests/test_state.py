@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from calsync.config import Settings
-from calsync.ledger import load_usage, usage_report
+from calsync.ledger import UsageConfig, load_usage, usage_report
 from calsync.state import MIGRATIONS, open_state, unlogged
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,16 +47,16 @@ def _record(r):
 
 def test_a_version_3_ledger_gives_after_migration_what_its_logs_give_now(v3_env, fresh):
     logs, fresh_env = fresh
-    old = load_usage(Settings(), v3_env, since=None, until=None, logs=[V3_LOGS])
-    new = load_usage(Settings(), fresh_env, since=None, until=None, logs=[logs])
+    old = load_usage(UsageConfig(), v3_env, since=None, until=None, logs=[V3_LOGS])
+    new = load_usage(UsageConfig(), fresh_env, since=None, until=None, logs=[logs])
     assert [_record(r) for r in old if not r.manual] == [_record(r) for r in new]
     assert len(new) > 90
     manual = [r for r in old if r.manual]
     assert [(m.model, m.input_tokens, m.output_tokens, m.project, m.note) for m in manual] == [
         ("sonnet", 12000, 3000, "my-app", "API run")]
     for by in ("day", "session", "project", "model"):
-        migrated = usage_report(Settings(), v3_env, by=by, tz=UTC, logs=[V3_LOGS]).rows
-        now = usage_report(Settings(), fresh_env, by=by, tz=UTC, logs=[logs]).rows
+        migrated = usage_report(UsageConfig(), v3_env, by=by, tz=UTC, logs=[V3_LOGS]).rows
+        now = usage_report(UsageConfig(), fresh_env, by=by, tz=UTC, logs=[logs]).rows
         assert [r for r in migrated if not _manual(r)] == now, by
         assert len(migrated) == len(now) + 1
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from calsync import ledger as ledger_module
 from calsync.cli import cli
 from calsync.config import Settings, parse_config
-from calsync.ledger import load_usage, open_ledger, usage_report
+from calsync.ledger import UsageConfig, load_usage, open_ledger, usage_report
 from tests.logcorpus import EXAMPLE_CWD, Features, generate, usage_line
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "claude-logs"
@@ -37,8 +37,8 @@ def write(root: Path, name: str, lines: list[str]) -> Path:
     return path
 
 
-def records(root: Path, env, settings: Settings | None = None):
-    return load_usage(settings or Settings(), env, since=None, until=None, logs=[root])
+def records(root: Path, env, config: UsageConfig | None = None):
+    return load_usage(config or UsageConfig(), env, since=None, until=None, logs=[root])
 
 
 def counted(root: Path, env) -> list[tuple]:
@@ -48,7 +48,7 @@ def counted(root: Path, env) -> list[tuple]:
 
 
 def day_rows(root: Path, env, **kw) -> list[dict]:
-    return usage_report(Settings(), env, by="day", tz=UTC, logs=[root], **kw).rows
+    return usage_report(UsageConfig(), env, by="day", tz=UTC, logs=[root], **kw).rows
 
 
 # --- which lines count (the README's de-duplication rule, one test each) ---------------------
@@ -143,8 +143,8 @@ def test_appending_in_any_steps_gives_exactly_the_cold_result(tmp_path_factory, 
 
     assert sorted(map(key, incremental)) == sorted(map(key, cold))
     for by in ("session", "day"):          # the sums kept for reports agree too
-        assert (usage_report(Settings(), env, by=by, tz=UTC, logs=[live]).rows
-                == usage_report(Settings(), cold_env, by=by, tz=UTC, logs=[final.root]).rows)
+        assert (usage_report(UsageConfig(), env, by=by, tz=UTC, logs=[live]).rows
+                == usage_report(UsageConfig(), cold_env, by=by, tz=UTC, logs=[final.root]).rows)
     truth = sorted((c.session_id, c.model, c.output_tokens, c.cache_read_tokens)
                    for c in final.calls)
     assert sorted((r.session_id, r.model, r.output_tokens, r.cache_read_tokens)
@@ -192,8 +192,8 @@ def test_a_line_written_in_two_parts_counts_once(tmp_path, env):
 
 def test_a_warm_run_reads_nothing(tmp_path, env):
     write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
-    first = usage_report(Settings(), env, by="day", tz=UTC, logs=[tmp_path])
-    second = usage_report(Settings(), env, by="day", tz=UTC, logs=[tmp_path])
+    first = usage_report(UsageConfig(), env, by="day", tz=UTC, logs=[tmp_path])
+    second = usage_report(UsageConfig(), env, by="day", tz=UTC, logs=[tmp_path])
     assert first.scan.bytes_read > 0 and second.scan.bytes_read == 0
     assert first.rows == second.rows
 
@@ -233,10 +233,10 @@ def test_a_warm_run_does_not_wait_for_another_runs_write(tmp_path, env):
 def test_many_processes_give_what_one_gives(tmp_path, env, monkeypatch):
     corpus = generate(tmp_path / "logs", seed=5, sessions=6, turns=6,
                       features=Features(binary_file=True))
-    serial = usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root], workers=1)
+    serial = usage_report(UsageConfig(), env, by="session", tz=UTC, logs=[corpus.root], workers=1)
     monkeypatch.setattr(ledger_module, "PIECE_BYTES", 40_000)   # many pieces, in a pool
     other = {**env, "CALSYNC_STATE_DIR": env["CALSYNC_STATE_DIR"] + "-2"}
-    pooled = usage_report(Settings(), other, by="session", tz=UTC, logs=[corpus.root],
+    pooled = usage_report(UsageConfig(), other, by="session", tz=UTC, logs=[corpus.root],
                           workers=2)
     assert pooled.rows == serial.rows
     assert [str(p) for p in pooled.scan.problems] == [str(p) for p in serial.scan.problems]
@@ -262,12 +262,12 @@ def test_a_first_scan_bypasses_the_log_only_when_alone_and_gives_the_same_ledger
     plan = ledger_module.Ledger._plan
     monkeypatch.setattr(ledger_module.Ledger, "_plan",
                         lambda self, changed: plans.append(len(changed)) or plan(self, changed))
-    alone = usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root])
+    alone = usage_report(UsageConfig(), env, by="session", tz=UTC, logs=[corpus.root])
     assert len(plans) == 1      # the switch is not taken for another run's write: no new plan
-    usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root])  # warm: no write
+    usage_report(UsageConfig(), env, by="session", tz=UTC, logs=[corpus.root])  # warm: no write
     other_env = {**env, "CALSYNC_STATE_DIR": env["CALSYNC_STATE_DIR"] + "-2"}
     other = open_state(Path(other_env["CALSYNC_STATE_DIR"]))   # another run has it open
-    watched_too = usage_report(Settings(), other_env, by="session", tz=UTC,
+    watched_too = usage_report(UsageConfig(), other_env, by="session", tz=UTC,
                                logs=[corpus.root])
     other.close()
     assert bypassed == [True, False]
@@ -287,11 +287,11 @@ def test_scopes_never_mix(tmp_path, env):
 
 def test_changed_prices_reprice_old_records_without_reading_the_logs(tmp_path, env):
     write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 1_000_000, model="acme-1")])
-    before = usage_report(Settings(), env, by="model", tz=UTC, logs=[tmp_path])
+    before = usage_report(UsageConfig(), env, by="model", tz=UTC, logs=[tmp_path])
     assert before.rows[0]["cost_usd"] is None and before.unpriced == ["acme-1"]
     priced = parse_config('[prices."acme-1"]\ninput = 0\noutput = 2.0\ncache_write_5m = 0\n'
                           "cache_write_1h = 0\ncache_read = 0\n")
-    after = usage_report(priced, env, by="model", tz=UTC, logs=[tmp_path])
+    after = usage_report(UsageConfig.of(priced), env, by="model", tz=UTC, logs=[tmp_path])
     assert after.scan.bytes_read == 0
     assert after.rows[0]["cost_usd"] == 2.0 and after.unpriced == []
 
@@ -303,7 +303,7 @@ def test_changed_prices_and_a_new_copy_of_a_known_message_in_one_run(tmp_path, e
         fh.write(usage_line("m1", "r1", 30, model="acme-1") + "\n")
     priced = parse_config('[prices."acme-1"]\ninput = 0\noutput = 2.0\ncache_write_5m = 0\n'
                           "cache_write_1h = 0\ncache_read = 0\n")
-    after = usage_report(priced, env, by="model", tz=UTC, logs=[tmp_path])
+    after = usage_report(UsageConfig.of(priced), env, by="model", tz=UTC, logs=[tmp_path])
     assert after.rows[0]["output_tokens"] == 30
     assert after.rows[0]["cost_usd"] == pytest.approx(30 * 2.0 / 1e6)
 
@@ -315,7 +315,7 @@ def test_load_usage_gives_records_in_a_window_with_manual_ones_marked(tmp_path, 
                                  "2026-11-02T16:00:00+00:00", "--project", "calsync"],
                            env=env)
     assert result.exit_code == 0, result.output
-    got = load_usage(Settings(), env, since=datetime(2026, 11, 2, 14, tzinfo=UTC),
+    got = load_usage(UsageConfig(), env, since=datetime(2026, 11, 2, 14, tzinfo=UTC),
                      until=datetime(2026, 11, 2, 17, tzinfo=UTC), logs=[tmp_path])
     assert [(r.output_tokens, r.manual, r.project) for r in got] == [(10, False, "calsync"),
                                                                      (0, True, "calsync")]
@@ -338,6 +338,53 @@ def test_usage_reads_the_logs_the_config_names_not_those_of_the_environment(tmp_
     result = runner.invoke(cli, ["usage", "--tz", "UTC", "--json"],   # and the environment's
                            env={**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "env")})
     assert [row["output_tokens"] for row in json.loads(result.stdout)] == [10]
+
+def test_the_usage_config_holds_what_the_settings_say():
+    assert UsageConfig.of(Settings()) == UsageConfig()       # the same defaults
+    settings = parse_config(
+        'state_dir = "/state"\n[usage]\nlogs = ["/logs"]\ntimezone = "Europe/Berlin"\n'
+        '[projects.app]\npaths = ["/w/app"]\n[projects.bare]\npath = "/src/bare"\n'
+        '[prices.m1]\ninput = 1\noutput = 2\ncache_write_5m = 3\ncache_write_1h = 4\n'
+        'cache_read = 5\n')
+    assert UsageConfig.of(settings) == UsageConfig(
+        logs=(Path("/logs"),), timezone="Europe/Berlin", state_dir=Path("/state"),
+        prices={"m1": {"input": 1, "output": 2, "cache_write_5m": 3, "cache_write_1h": 4,
+                       "cache_read": 5}},
+        project_paths={"app": ("/w/app",)})
+
+
+_USAGE_IN_A_PROCESS = """
+import sys
+from calsync.cli import main
+sys.argv = ["calsync", "usage", "--json", "--tz", "UTC"]
+try:
+    main()
+finally:
+    print("pydantic" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_usage_without_a_config_file_never_imports_pydantic_and_with_one_follows_it(tmp_path,
+                                                                                    env):
+    import subprocess
+    import sys
+
+    write(tmp_path / "env", "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    write(tmp_path / "configured", "p/s.jsonl", [usage_line("m2", "r2", 20)])
+    run_env = {**os.environ, **env, "CLAUDE_CONFIG_DIR": str(tmp_path / "env")}
+
+    def usage() -> tuple[list[int], str]:
+        done = subprocess.run([sys.executable, "-c", _USAGE_IN_A_PROCESS], env=run_env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return [row["output_tokens"] for row in json.loads(done.stdout)], done.stderr.split()[-1]
+
+    assert usage() == ([10], "False")
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "calsync" / "config.toml"   # the default place
+    config.parent.mkdir(parents=True)
+    config.write_text(f'[usage]\nlogs = ["{tmp_path / "configured"}"]\n')
+    assert usage() == ([20], "True")
+
 
 def test_usage_by_day_json_rows_are_exactly_the_documented_ones(tmp_path, env, runner):
     write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 587, cache_read=100)])
@@ -369,7 +416,7 @@ def test_days_follow_daylight_saving_changes_in_the_zone(tmp_path, env):
     write(tmp_path, "p/s.jsonl", [usage_line(f"m{i}", "r", 10 ** i, at=t)
                                   for i, t in enumerate(at)])
     for by in ("day", "week", "month"):
-        rows = usage_report(Settings(), env, by=by, tz=ZoneInfo("America/New_York"),
+        rows = usage_report(UsageConfig(), env, by=by, tz=ZoneInfo("America/New_York"),
                             logs=[tmp_path]).rows
         got = [(r.get("date") or r.get("week") or r.get("month"), r["output_tokens"])
                for r in rows]
@@ -453,7 +500,7 @@ def test_the_example_logs_fall_inside_the_example_calendars_sessions(env, runner
 
 def test_open_ledger_follows_claude_config_dir(tmp_path, env):
     write(tmp_path / "cfg", "p/s.jsonl", [usage_line("m1", "r1", 10)])
-    ledger = open_ledger(Settings(), {**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "cfg")})
+    ledger = open_ledger(UsageConfig(), {**env, "CLAUDE_CONFIG_DIR": str(tmp_path / "cfg")})
     try:
         ledger.update()
         assert len(ledger.records()) == 1
@@ -486,8 +533,8 @@ def test_a_first_scan_in_many_batches_keeps_the_sums_of_the_lines_that_count(tmp
     # those of the lines that count, whatever the batches held.
     corpus = generate(tmp_path / "logs", seed=11, sessions=6, turns=6)
     monkeypatch.setattr(ledger_module, "PIECE_BYTES", 200_000)  # batches of many pages
-    usage_report(Settings(), env, by="day", tz=UTC, logs=[corpus.root], workers=workers)
-    ledger = open_ledger(Settings(), env, logs=[corpus.root])
+    usage_report(UsageConfig(), env, by="day", tz=UTC, logs=[corpus.root], workers=workers)
+    ledger = open_ledger(UsageConfig(), env, logs=[corpus.root])
     try:
         kept = _kept_sums(ledger)
         assert len(kept) > 20
@@ -513,9 +560,9 @@ def test_a_file_that_fails_half_read_counts_nothing_until_it_is_read_whole(tmp_p
         return read(rng, *args, **kwargs)
 
     monkeypatch.setattr(cc, "scan_range", failing)
-    first = usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root], workers=1)
+    first = usage_report(UsageConfig(), env, by="session", tz=UTC, logs=[corpus.root], workers=1)
     assert [u.split(":")[0] for u in first.scan.unreadable] == [str(big)]
-    ledger = open_ledger(Settings(), env, logs=[corpus.root])
+    ledger = open_ledger(UsageConfig(), env, logs=[corpus.root])
     try:                                # nothing of it is kept, and the sums say so too
         assert ledger.conn.execute("SELECT COUNT(*) FROM usage_line l JOIN usage_file f ON "
                                    "f.id = l.file WHERE f.path = ?", (str(big),)).fetchone() == (0,)
@@ -523,9 +570,9 @@ def test_a_file_that_fails_half_read_counts_nothing_until_it_is_read_whole(tmp_p
     finally:
         ledger.conn.close()
     monkeypatch.setattr(cc, "scan_range", read)
-    again = usage_report(Settings(), env, by="session", tz=UTC, logs=[corpus.root], workers=1)
+    again = usage_report(UsageConfig(), env, by="session", tz=UTC, logs=[corpus.root], workers=1)
     clean = {**env, "CALSYNC_STATE_DIR": env["CALSYNC_STATE_DIR"] + "-clean"}
-    assert again.rows == usage_report(Settings(), clean, by="session", tz=UTC,
+    assert again.rows == usage_report(UsageConfig(), clean, by="session", tz=UTC,
                                       logs=[corpus.root], workers=1).rows
     assert again.rows != first.rows
 
@@ -543,6 +590,6 @@ def test_a_run_overtaken_by_another_reads_nothing_twice(tmp_path, env, monkeypat
         return start_pool(self, plan, workers)
 
     monkeypatch.setattr(ledger_module.Ledger, "_pool", overtaken)
-    report = usage_report(Settings(), env, by="session", tz=UTC, logs=[tmp_path])
+    report = usage_report(UsageConfig(), env, by="session", tz=UTC, logs=[tmp_path])
     assert report.scan.bytes_read == 0          # it plans again under the lock: nothing left
     assert [row["output_tokens"] for row in report.rows] == [30]
