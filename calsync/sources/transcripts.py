@@ -4,8 +4,9 @@
   every directory of `CLAUDE_CONFIG_DIR` (comma-separated) when set, else `~/.config/claude`
   and `~/.claude`; `--logs` or the config's `usage.logs` instead when given.
 - `find_files(projects_dirs)`: every `*.jsonl` below them, sub-agent transcripts included,
-  with the stat the ledger compares.
-- `Listing`: `find_files` in a child process while the caller imports and loads its config.
+  with the stat the ledger compares; or one share of them.
+- `Listing`: `find_files` in child processes, a share each, while the caller imports and
+  loads its config.
 
 A module of its own, with only the standard library: `calsync usage` imports it first and
 forks the listing before it imports anything heavy (the child starts sooner, and a smaller
@@ -19,6 +20,7 @@ import marshal
 import os
 import signal
 import sys
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -59,14 +61,21 @@ FileStat = tuple[int, int, int, int]   # (device, inode, size, mtime_ns): what t
                                        # compares (a stat_result weighs more)
 
 
-def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, FileStat]], list[str]]:
+def find_files(projects_dirs: Iterable[Path], share: tuple[int, int] = (0, 1)
+               ) -> tuple[list[tuple[str, FileStat]], list[str]]:
     """Every `*.jsonl` under the directories (in no particular order), with its stat; and
-    the directories that could not be read."""
+    the directories that could not be read.
+
+    `share=(k, n)`: only the k-th of n disjoint shares of the files, cut by a hash of the
+    names one level down (`projects/<project>/<name>`: a session's transcript, or its
+    directory with its sub-agents), so that n processes can walk the tree together.
+    """
+    k, n = share
     found: list[tuple[str, FileStat]] = []
     problems: list[str] = []
-    stack = [str(d) for d in projects_dirs if d.is_dir()]
+    stack = [(str(d), 0) for d in projects_dirs if d.is_dir()]
     while stack:
-        top = stack.pop()
+        top, depth = stack.pop()
         try:
             with os.scandir(top) as it:
                 entries = list(it)
@@ -76,30 +85,37 @@ def find_files(projects_dirs: Iterable[Path]) -> tuple[list[tuple[str, FileStat]
         for entry in entries:
             try:
                 if entry.name.endswith(".jsonl"):
-                    if entry.is_file():
+                    if (n == 1 or depth > 1 or zlib.crc32(entry.name.encode()) % n == k) \
+                            and entry.is_file():
                         st = entry.stat()
                         found.append((entry.path, (st.st_dev, st.st_ino, st.st_size,
                                                    st.st_mtime_ns)))
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+                elif entry.is_dir(follow_symlinks=False) and (
+                        n == 1 or depth != 1 or zlib.crc32(entry.name.encode()) % n == k):
+                    stack.append((entry.path, depth + 1))
             except OSError:
                 continue  # vanished while we looked: it is simply not there
     return found, problems
 
 
+SHARES = 2      # a listing is made in this many shares (`find_files`), so in as many children
+
+
 class Listing:
-    """`find_files(dirs)`, found in a child process while the caller goes on.
+    """`find_files(dirs)`, found in child processes while the caller goes on.
 
     A run spends a tenth of a second or more stat-ing thousands of transcripts, and about as
-    long importing and reading its configuration; on Linux, `ahead` forks a child that walks
-    meanwhile (a fork is cheap before the heavy imports). `result()` takes what it found, or
-    walks in this process when there is no child (other systems) or it failed. A Listing
-    not asked for is stopped on `close()`.
+    long importing and reading its configuration; on Linux, `ahead` forks SHARES children
+    that walk a share of the tree each meanwhile (a fork is cheap before the heavy imports).
+    `result()` takes what they found, and walks in this process the shares it has no child
+    for (other systems), or whose child failed. The files come share by share, so a listing
+    lists the same files in the same order however it was made. A Listing not asked for
+    stops its children on `close()`.
     """
 
     def __init__(self, dirs: Iterable[Path]) -> None:
         self.dirs = list(dirs)
-        self._child: tuple[int, int] | None = None      # (pid, read end of its pipe)
+        self._children: dict[int, tuple[int, int]] = {}   # share: (pid, read end of its pipe)
         self._found: tuple[list[tuple[str, FileStat]], list[str]] | None = None
 
     @classmethod
@@ -107,10 +123,11 @@ class Listing:
         listing = cls(dirs)
         if sys.platform == "linux":
             with contextlib.suppress(OSError):  # no process to spare: found when asked for
-                listing._fork()
+                for share in range(SHARES):
+                    listing._fork(share)
         return listing
 
-    def _fork(self) -> None:
+    def _fork(self, share: int) -> None:
         read, write = os.pipe()
         try:
             pid = os.fork()
@@ -122,33 +139,40 @@ class Listing:
             code = 1
             try:
                 os.close(read)
-                data = marshal.dumps(find_files(self.dirs))
+                data = marshal.dumps(find_files(self.dirs, (share, SHARES)))
                 with os.fdopen(write, "wb") as pipe:
                     pipe.write(data)
                 code = 0
             finally:
                 os._exit(code)
         os.close(write)
-        self._child = (pid, read)
+        self._children[share] = (pid, read)
 
     def result(self) -> tuple[list[tuple[str, FileStat]], list[str]]:
         if self._found is None:
-            if self._child is not None:
-                pid, read = self._child
-                self._child = None
-                with os.fdopen(read, "rb") as pipe:
-                    data = pipe.read()
-                _, status = os.waitpid(pid, 0)
-                if status == 0:
-                    self._found = marshal.loads(data)
-            if self._found is None:
-                self._found = find_files(self.dirs)
+            found: list[tuple[str, FileStat]] = []
+            problems: list[str] = []
+            for share in range(SHARES):
+                part = self._take(share) or find_files(self.dirs, (share, SHARES))
+                found += part[0]
+                problems += [p for p in part[1] if p not in problems]   # seen by each share
+            self._found = found, problems
         return self._found
 
+    def _take(self, share: int) -> tuple[list[tuple[str, FileStat]], list[str]] | None:
+        """What the share's child found; None when there is no child or it failed."""
+        child = self._children.pop(share, None)
+        if child is None:
+            return None
+        pid, read = child
+        with os.fdopen(read, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        return marshal.loads(data) if status == 0 else None
+
     def close(self) -> None:
-        if self._child is not None:         # not asked for (the command failed): stop it
-            pid, read = self._child
-            self._child = None
+        while self._children:               # not asked for (the command failed): stop them
+            pid, read = self._children.popitem()[1]
             os.close(read)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)

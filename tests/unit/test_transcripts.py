@@ -68,17 +68,18 @@ def test_a_listing_found_ahead_is_what_find_files_finds(tmp_path):
     with Listing.ahead([projects]) as listing:
         found = listing.result()
         assert listing.result() is found                # found once
-    assert found == find_files([projects])
+    assert sorted(found[0]) == sorted(find_files([projects])[0])
     assert len(found[0]) == 3
+    assert found == Listing([projects]).result()        # in the same order, made here
 
 
 def test_a_listing_not_asked_for_leaves_no_process_behind(tmp_path):
     listing = Listing.ahead([_tree(tmp_path)])
-    child = listing._child
+    children = list(listing._children.values())
     listing.close()
-    if child is not None:                               # Linux: the child was reaped
+    for pid, _ in children:                             # Linux: each child was reaped
         with pytest.raises(ChildProcessError):
-            os.waitpid(child[0], os.WNOHANG)
+            os.waitpid(pid, os.WNOHANG)
 
 
 def test_a_listing_whose_child_fails_is_found_here(tmp_path, monkeypatch):
@@ -86,14 +87,14 @@ def test_a_listing_whose_child_fails_is_found_here(tmp_path, monkeypatch):
     parent = os.getpid()
     real = transcripts.find_files
 
-    def fails_in_the_child(dirs):
+    def fails_in_the_child(dirs, share=(0, 1)):
         if os.getpid() != parent:
             raise RuntimeError("the child fails")
-        return real(dirs)
+        return real(dirs, share)
 
     monkeypatch.setattr(transcripts, "find_files", fails_in_the_child)
     with Listing.ahead([projects]) as listing:
-        assert listing.result() == real([projects])
+        assert sorted(listing.result()[0]) == sorted(real([projects])[0])
 
 
 def test_a_listing_that_cannot_fork_is_found_when_asked_for(tmp_path, monkeypatch):
@@ -104,23 +105,18 @@ def test_a_listing_that_cannot_fork_is_found_when_asked_for(tmp_path, monkeypatc
 
     monkeypatch.setattr(os, "fork", no_fork)
     with Listing.ahead([projects]) as listing:
-        assert listing.result() == find_files([projects])
+        assert sorted(listing.result()[0]) == sorted(find_files([projects])[0])
 
 
-def test_a_leading_tilde_is_home_from_the_environment_when_no_home_is_given(tmp_path):
-    env = {"HOME": str(tmp_path / "me"), "CLAUDE_CONFIG_DIR": "~/cc"}
-    assert log_dirs(env) == [tmp_path / "me" / "cc" / "projects"]
-
-
-def test_finding_the_transcripts_imports_nothing_heavy():
-    """`calsync usage` forks the listing before its heavy imports: this module must not
-    bring them in."""
-    import subprocess
-    import sys
-
-    code = ("import sys, calsync.sources.transcripts; "
-            "print(sorted(m for m in ('msgspec', 'orjson', 'sqlite3', 'pydantic', "
-            "'calsync.sources.claude_code') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert out.strip() == "[]"
+def test_shares_of_a_listing_are_disjoint_and_cover_every_file(tmp_path):
+    projects = tmp_path / "projects"
+    names = ["top.jsonl"] + [f"-w-{p}/s{i}.jsonl" for p in "abc" for i in range(20)] + [
+        f"-w-a/s{i}/subagents/agent-{j}.jsonl" for i in range(0, 20, 3) for j in range(2)]
+    for name in names:
+        (projects / name).parent.mkdir(parents=True, exist_ok=True)
+        (projects / name).write_text("{}\n")
+    everything = sorted(path for path, _ in find_files([projects])[0])
+    shares = [[path for path, _ in find_files([projects], (k, 3))[0]] for k in range(3)]
+    listed = [path for share in shares for path in share]
+    assert sorted(listed) == everything == sorted(str(projects / n) for n in names)
+    assert all(shares)                                  # each share has some of the work
