@@ -12,12 +12,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import cli_support as cs
 from .errors import ConfigError, UserFacingError
+
+if TYPE_CHECKING:
+    from .ledger import UsageConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,7 +43,7 @@ class Context:
         return self._settings
 
     @property
-    def usage_config(self) -> Any:
+    def usage_config(self) -> UsageConfig:
         """What `usage` and `log` need of the settings (`ledger.UsageConfig`). Without a
         config file, the defaults, and pydantic is not imported: that is a third of a warm
         `calsync usage` (0.05 to 0.1 s)."""

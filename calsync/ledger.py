@@ -49,6 +49,7 @@ import marshal
 import operator
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -209,14 +210,18 @@ class Ledger:
         self.conn.execute("ATTACH ':memory:' AS scan")     # where scanned lines arrive
         try:
             self.conn.execute("BEGIN IMMEDIATE")
+            writer = _Writer(self, report)
             try:
                 if self._data_version() != seen:    # another run wrote meanwhile: plan again
                     plan = self._plan(self._changed([(p.path, p.stat) for p in plan]))
-                _Writer(self, report).run(plan, workers, stale_prices, pool)
+                writer.run(plan, workers, stale_prices, pool)
                 self.conn.execute("COMMIT")
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+            finally:
+                if writer.stopping is not None:
+                    writer.stopping.join()
         finally:
             self.conn.execute("DETACH scan")
 
@@ -439,6 +444,7 @@ class _Writer:
         self.ends: dict[int, list[cc.RangeResult]] = {}  # what came, without the lines
         self.complete: list[int] = []                   # files read to the end, unfinished
         self.by_scanner: set[int] = set()               # new files whose rows come in batches
+        self.stopping: threading.Thread | None = None   # stops the scanners after the scan
 
     def run(self, plan: list[_Read], workers: int, stale_prices: bool,
             pool: Any = None) -> None:
@@ -468,6 +474,9 @@ class _Writer:
                 if not self.expect[res.key]:
                     self.complete.append(res.key)
             self._finish_files()
+        if pool is not None:    # the scanners are done: they stop while the ledger works
+            self.stopping = threading.Thread(target=pool.terminate, name="stop-scanners")
+            self.stopping.start()
         columns = ", ".join(cc.FILE_COLUMNS)
         self.conn.execute(f"INSERT INTO usage_file (scope, {columns}) SELECT ?, {columns} "
                           "FROM new_file ORDER BY id", (self.scope,))
