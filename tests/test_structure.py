@@ -56,8 +56,9 @@ def test_cli_start_up_imports_nothing_heavy():
 
 
 def test_the_usage_path_does_not_load_the_calendar_models():
-    # `calsync usage` runs from cron and hooks: it needs the config (pydantic) and the
-    # records, not the models of events and occurrences.
+    # `calsync usage` runs from cron and hooks: it needs the config and the records, not
+    # the models of events and occurrences (pydantic it needs only with a config file:
+    # tests/test_usage_cli.py checks a run without one never imports it).
     code = ("import sys, calsync.cli, calsync.config, calsync.ledger, calsync.output; "
             "print(sorted(m for m in sys.modules if m.startswith('calsync.model')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
