@@ -62,9 +62,9 @@ from .sources import claude_code as cc
 from .sources import transcripts
 from .state import BUSY_TIMEOUT_MS, USAGE_LINE_INDEXES, unlogged
 from .usage import Bucket, report_rows
+from .usage_config import UsageConfig
 
 if TYPE_CHECKING:
-    from .config import Settings
     from .pricing import PriceTable
 
 BUCKET_US = 900_000_000           # 15 minutes: every real zone offset is a multiple of it
@@ -714,26 +714,6 @@ def price_key(overrides: Mapping[str, Any]) -> str:
     shipped = resources.files("calsync.data").joinpath("prices.toml").read_bytes()
     extra = orjson.dumps(overrides, option=orjson.OPT_SORT_KEYS, default=str)
     return hashlib.blake2b(shipped + extra, digest_size=12).hexdigest()
-
-
-@dataclass(frozen=True)
-class UsageConfig:
-    """What the ledger and `calsync usage` need of the settings (`of(settings)`); the
-    defaults are those of `config.Settings()`. A plain dataclass: `calsync usage` without a
-    config file uses the defaults and never imports pydantic (`cli.Context.usage_config`)."""
-
-    logs: tuple[Path, ...] = ()                              # usage.logs
-    timezone: str | None = None                              # usage.timezone
-    prices: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    project_paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    state_dir: Path | None = None
-
-    @classmethod
-    def of(cls, settings: Settings) -> UsageConfig:
-        return cls(logs=settings.usage.logs, timezone=settings.usage.timezone,
-                   prices=settings.prices, state_dir=settings.state_dir,
-                   project_paths={name: p.paths for name, p in settings.projects.items()
-                                  if p.paths})
 
 
 def open_ledger(config: UsageConfig, env: Mapping[str, str], *, home: Path | None = None,

@@ -32,3 +32,10 @@ def state_dir(configured: Path | None, env: Mapping[str, str]) -> Path:
     from platformdirs import user_state_path
 
     return user_state_path(APP_NAME)
+
+
+def cache_dir() -> Path:
+    """The platform's cache dir for calsync (what can be thrown away: `usage_config`)."""
+    from platformdirs import user_cache_path
+
+    return user_cache_path(APP_NAME)

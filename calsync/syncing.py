@@ -267,8 +267,9 @@ def _git_stats(due: Sequence[Occurrence], settings: Settings, warnings: list[str
 def _knowledge(objects: Sequence[CalendarObject], settings: Settings, env: Mapping[str, str],
                request: SyncRequest, location: str, state: SyncState,
                warnings: list[str]) -> tuple[Knowledge, Views]:
-    from .ledger import UsageConfig, load_usage
+    from .ledger import load_usage
     from .pricing import load_prices
+    from .usage_config import UsageConfig
 
     written = state.written_plans()
     views = read_views(objects, start=request.start, end=request.end, tz=request.tz,

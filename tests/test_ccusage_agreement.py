@@ -35,7 +35,8 @@ from pathlib import Path
 
 import pytest
 
-from calsync.ledger import UsageConfig, usage_report
+from calsync.ledger import usage_report
+from calsync.usage_config import UsageConfig
 from tests.logcorpus import Features, generate
 
 pytestmark = pytest.mark.ccusage

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from calsync.ledger import UsageConfig, load_usage, usage_report
+from calsync.ledger import load_usage, usage_report
 from calsync.state import MIGRATIONS, open_state, unlogged
+from calsync.usage_config import UsageConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # Made by calsync at schema version 3 (commit 2231375) with

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from calsync import ledger as ledger_module
 from calsync.cli import cli
 from calsync.config import Settings, parse_config
-from calsync.ledger import UsageConfig, load_usage, open_ledger, usage_report
+from calsync.ledger import load_usage, open_ledger, usage_report
+from calsync.usage_config import UsageConfig
 from tests.logcorpus import EXAMPLE_CWD, Features, generate, usage_line
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "claude-logs"
@@ -341,6 +342,7 @@ def test_usage_reads_the_logs_the_config_names_not_those_of_the_environment(tmp_
 
 def test_the_usage_config_holds_what_the_settings_say():
     assert UsageConfig.of(Settings()) == UsageConfig()       # the same defaults
+    assert UsageConfig.from_json(UsageConfig().to_json()) == UsageConfig()
     settings = parse_config(
         'state_dir = "/state"\n[usage]\nlogs = ["/logs"]\ntimezone = "Europe/Berlin"\n'
         '[projects.app]\npaths = ["/w/app"]\n[projects.bare]\npath = "/src/bare"\n'
@@ -351,6 +353,7 @@ def test_the_usage_config_holds_what_the_settings_say():
         prices={"m1": {"input": 1, "output": 2, "cache_write_5m": 3, "cache_write_1h": 4,
                        "cache_read": 5}},
         project_paths={"app": ("/w/app",)})
+    assert UsageConfig.from_json(UsageConfig.of(settings).to_json()) == UsageConfig.of(settings)
 
 
 _USAGE_IN_A_PROCESS = """
@@ -364,13 +367,12 @@ finally:
 """
 
 
-def test_usage_without_a_config_file_never_imports_pydantic_and_with_one_follows_it(tmp_path,
-                                                                                    env):
+def test_usage_imports_pydantic_only_for_a_config_file_it_has_not_validated(tmp_path, env):
     import subprocess
     import sys
 
-    write(tmp_path / "env", "p/s.jsonl", [usage_line("m1", "r1", 10)])
-    write(tmp_path / "configured", "p/s.jsonl", [usage_line("m2", "r2", 20)])
+    for name, tokens in (("env", 10), ("configured", 20), ("edited", 30)):
+        write(tmp_path / name, "p/s.jsonl", [usage_line(f"m{tokens}", "r1", tokens)])
     run_env = {**os.environ, **env, "CLAUDE_CONFIG_DIR": str(tmp_path / "env")}
 
     def usage() -> tuple[list[int], str]:
@@ -379,11 +381,31 @@ def test_usage_without_a_config_file_never_imports_pydantic_and_with_one_follows
         assert done.returncode == 0, done.stderr
         return [row["output_tokens"] for row in json.loads(done.stdout)], done.stderr.split()[-1]
 
-    assert usage() == ([10], "False")
+    assert usage() == ([10], "False")                   # no config file: the defaults
     config = Path(os.environ["XDG_CONFIG_HOME"]) / "calsync" / "config.toml"   # the default place
     config.parent.mkdir(parents=True)
     config.write_text(f'[usage]\nlogs = ["{tmp_path / "configured"}"]\n')
-    assert usage() == ([20], "True")
+    assert usage() == ([20], "True")                    # validated (pydantic), and kept
+    assert usage() == ([20], "False")                   # the same file: what was kept
+    config.write_text(f'[usage]\nlogs = ["{tmp_path / "edited"}"]\n')
+    assert usage() == ([30], "True")                    # edited: validated again
+    run_env["HOME"] = str(tmp_path / "elsewhere")       # `~` would mean another dir
+    assert usage() == ([30], "True")
+
+
+def test_a_config_file_that_does_not_validate_fails_every_time(tmp_path, env, runner):
+    write(tmp_path, "p/s.jsonl", [usage_line("m1", "r1", 10)])
+    config = tmp_path / "config.toml"
+    config.write_text('[usage]\ntimezone = 5\n')
+    for _ in range(2):
+        result = runner.invoke(cli, ["usage", "--logs", str(tmp_path)],
+                               env={**env, "CALSYNC_CONFIG": str(config)})
+        assert result.exit_code != 0
+        assert "usage.timezone" in result.output
+    assert not list(Path(os.environ["XDG_CACHE_HOME"]).rglob("usage-config.json"))
+    result = runner.invoke(cli, ["usage", "--logs", str(tmp_path)],      # and a missing one
+                           env={**env, "CALSYNC_CONFIG": str(tmp_path / "missing.toml")})
+    assert result.exit_code != 0 and "no such file" in result.output
 
 
 def test_usage_by_day_json_rows_are_exactly_the_documented_ones(tmp_path, env, runner):
