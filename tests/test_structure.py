@@ -66,6 +66,12 @@ def test_the_usage_path_does_not_load_the_calendar_models():
     assert out.stdout.strip() == "[]"
 
 
+def test_the_ledger_imports_the_scanners_only_to_write():
+    # A warm `calsync usage` reads nothing: it needs neither the scanners nor msgspec/orjson.
+    loaded = _modules_after_import("calsync.ledger")
+    assert not loaded & {"msgspec", "orjson", "pydantic"}
+
+
 def test_all_names_the_public_api():
     assert sorted(calsync.__all__) == sorted(
         name for name in dir(calsync) if not name.startswith("_") or name == "__version__"
