@@ -82,20 +82,25 @@ def find_files(projects_dirs: Iterable[Path], share: tuple[int, int] = (0, 1)
         except OSError as exc:
             problems.append(f"{top}: cannot read the directory ({exc.strerror})")
             continue
+        cut = n > 1 and depth <= 1          # the shares are cut among these entries
         for entry in entries:
             try:
-                if entry.name.endswith(".jsonl"):
-                    if (n == 1 or depth > 1 or zlib.crc32(entry.name.encode()) % n == k) \
-                            and entry.is_file():
+                name = entry.name
+                if name.endswith(".jsonl"):
+                    if (not cut or _share(name, n) == k) and entry.is_file():
                         st = entry.stat()
                         found.append((entry.path, (st.st_dev, st.st_ino, st.st_size,
                                                    st.st_mtime_ns)))
                 elif entry.is_dir(follow_symlinks=False) and (
-                        n == 1 or depth != 1 or zlib.crc32(entry.name.encode()) % n == k):
-                    stack.append((entry.path, depth + 1))
+                        not cut or depth == 0 or _share(name, n) == k):  # every share
+                    stack.append((entry.path, depth + 1))                # walks the projects
             except OSError:
                 continue  # vanished while we looked: it is simply not there
     return found, problems
+
+
+def _share(name: str, shares: int) -> int:
+    return zlib.crc32(name.encode()) % shares
 
 
 SHARES = 2      # a listing is made in this many shares (`find_files`), so in as many children
