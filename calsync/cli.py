@@ -47,26 +47,21 @@ class Context:
         """What `usage` and `log` need of the settings, without importing pydantic when
         there is no config file, or it is one validated before (`calsync.usage_config`)."""
         from . import usage_config as uc
-        from .paths import cache_dir, default_config_path
+        from .paths import config_file
+
+        def validated() -> UsageConfig:
+            return uc.UsageConfig.of(self.settings)
 
         if self._settings is not None:
-            return uc.UsageConfig.of(self._settings)
-        explicit = self.config_path is not None or bool(self.env.get("CALSYNC_CONFIG"))
-        path = (self.config_path or default_config_path(self.env)).expanduser()
+            return validated()
+        path, explicit = config_file(self.config_path, self.env)
         try:
             text = path.read_bytes()
         except FileNotFoundError:
-            if not explicit:
-                return uc.UsageConfig()
-            return uc.UsageConfig.of(self.settings)     # load_config says what is wrong
+            return validated() if explicit else uc.UsageConfig()
         except OSError:
-            return uc.UsageConfig.of(self.settings)
-        key = uc.snapshot_key(text, path, self.env)
-        found = uc.read_snapshot(cache_dir(), key)
-        if found is None:
-            found = uc.UsageConfig.of(self.settings)
-            uc.write_snapshot(cache_dir(), key, found)
-        return found
+            return validated()                  # load_config says what is wrong
+        return uc.kept(text, path, self.env, validated)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -396,9 +391,9 @@ def init(ctx: Context, calendar: str | None, username: str | None,
       calsync init --calendar ~/sessions.ics --project calsync=~/src/calsync
     """
     from . import config
-    from .paths import default_config_path
+    from .paths import config_file
 
-    path = (ctx.config_path or default_config_path(ctx.env)).expanduser()
+    path, _ = config_file(ctx.config_path, ctx.env)
     config.refuse_overwrite(path, force=force)
     answers = cs.InitAnswers(calendar, username, password_command, store_password, logs, projects)
     if sys.stdin.isatty():

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
-from .paths import APP_NAME, default_config_path
+from .paths import APP_NAME, config_file
 
 
 class _Section(BaseModel):
@@ -193,8 +193,7 @@ def load_config(path: Path | None, env: Mapping[str, str]) -> Settings:
     An explicitly named file (`path` or CALSYNC_CONFIG) must exist. A leading `~` in the
     file's paths stands for HOME.
     """
-    explicit = path is not None or bool(env.get("CALSYNC_CONFIG"))
-    file = path.expanduser() if path is not None else default_config_path(env)
+    file, explicit = config_file(path, env)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:

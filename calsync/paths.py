@@ -22,6 +22,14 @@ def default_config_path(env: Mapping[str, str]) -> Path:
     return user_config_path(APP_NAME) / "config.toml"
 
 
+def config_file(path: Path | None, env: Mapping[str, str]) -> tuple[Path, bool]:
+    """The config file to read (`path`, from --config, else `default_config_path`), and
+    whether it was named explicitly (then it must exist)."""
+    if path is not None:
+        return path.expanduser(), True
+    return default_config_path(env), bool(env.get("CALSYNC_CONFIG"))
+
+
 def state_dir(configured: Path | None, env: Mapping[str, str]) -> Path:
     """Where the state database lives: `CALSYNC_STATE_DIR`, else the config's `state_dir`
     (`configured`), else the platform's state dir for calsync."""

@@ -14,9 +14,7 @@ here) is a third of a warm run. What the ledger and its report need of the setti
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +60,20 @@ class UsageConfig:
                    state_dir=None if state_dir is None else Path(state_dir))
 
 
+def kept(text: bytes, path: Path, env: Mapping[str, str],
+         validate: Callable[[], UsageConfig]) -> UsageConfig:
+    """The values of the config file `path`, whose bytes are `text`: those kept from when it
+    was last validated, else `validate()`'s, kept for next time."""
+    from .paths import cache_dir
+
+    key = snapshot_key(text, path, env)
+    found = read_snapshot(cache_dir(), key)
+    if found is None:
+        found = validate()
+        write_snapshot(cache_dir(), key, found)
+    return found
+
+
 def snapshot_key(text: bytes, path: Path, env: Mapping[str, str]) -> str:
     """What a kept snapshot must match: the config file's bytes and path, the home its `~`
     stands for, this calsync and the snapshot's format."""
@@ -85,15 +97,11 @@ def write_snapshot(directory: Path, key: str, config: UsageConfig) -> None:
     """Keep the values for the next run (atomically; a cache: a failure only costs time)."""
     import orjson
 
+    from .files import write_atomic
+
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".usage-config-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(orjson.dumps({"key": key, "config": config.to_json()}))
-            os.replace(tmp, directory / SNAPSHOT)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(directory / SNAPSHOT,
+                     orjson.dumps({"key": key, "config": config.to_json()}))
     except OSError:
         pass
