@@ -116,7 +116,7 @@ def _plan_file(row: _FileRow | None, path: str, st: transcripts.FileStat) -> _Re
     except OSError:
         return None                 # gone meanwhile: what it gave is kept
     try:
-        from .sources.claude_code import file_hashes
+        from .sources.claude_code import file_hashes  # grown: the scanners come next
 
         if file_hashes(fd, row.offset) != (row.head, row.tail):
             return _Read(row, path, st, 0)
@@ -173,7 +173,7 @@ class Ledger:
         """Read what is new in the logs into the ledger; report what was wrong with them.
         `listing`: the files, found ahead (used when it is of this ledger's directories)."""
         if listing is None or listing.dirs != self.dirs:
-            listing = transcripts.Listing(self.dirs)             # found here and now
+            listing = transcripts.Listing(self.dirs)     # found here and now
         found, unreadable = listing.result()
         report = ScanReport(files=len(found), unreadable=unreadable)
         # A first scan into an empty ledger writes outside the WAL (`unlogged`): switched
