@@ -151,26 +151,29 @@ def bench(size_mb: int, runs: int, ccusage_bin: str) -> dict[str, Any]:
     config = WORK / "config.toml"
     config.write_text('[usage]\ntimezone = "UTC"\n')
     configured = {**env, "CALSYNC_CONFIG": str(config)}
+    ccusage_env = {**base_env, "CLAUDE_CONFIG_DIR": str(root)}
     results: dict[str, list[dict[str, Any]]] = {"ccusage": [], "cold": [], "warm": [],
                                                  "warm_config": [], "append_1mib": []}
     peak: dict[str, int] = {}
     for _ in range(runs):                       # interleaved: both see the same load
-        results["ccusage"].append(run(ccusage, {**base_env, "CLAUDE_CONFIG_DIR": str(root)}))
+        results["ccusage"].append(run(ccusage, ccusage_env))
         shutil.rmtree(state, ignore_errors=True)
         results["cold"].append(run(calsync, env))
     agree = (daily_counts(results["cold"][-1]["stdout"], ccusage=False)
              == daily_counts(results["ccusage"][-1]["stdout"], ccusage=True))
-    peak["ccusage"] = run(ccusage, {**base_env, "CLAUDE_CONFIG_DIR": str(root)},
-                          sample=True)["tree_rss"]
+    peak["ccusage"] = run(ccusage, ccusage_env, sample=True)["tree_rss"]
     shutil.rmtree(state, ignore_errors=True)
     peak["cold"] = run(calsync, env, sample=True)["tree_rss"]
-    for _ in range(runs):
-        results["warm"].append(run(calsync, env))
-    peak["warm"] = run(calsync, env, sample=True)["tree_rss"]
+
+    def unchanged(name: str, run_env: dict[str, str]) -> None:
+        """`runs` timed warm runs, then one for memory."""
+        for _ in range(runs):
+            results[name].append(run(calsync, run_env))
+        peak[name] = run(calsync, run_env, sample=True)["tree_rss"]
+
+    unchanged("warm", env)
     run(calsync, configured)                    # validates the config file once
-    for _ in range(runs):
-        results["warm_config"].append(run(calsync, configured))
-    peak["warm_config"] = run(calsync, configured, sample=True)["tree_rss"]
+    unchanged("warm_config", configured)
     target = max(root.glob("projects/*/*.jsonl"), key=lambda p: p.stat().st_size)
     original = target.stat().st_size
     try:
