@@ -11,12 +11,19 @@ n²/2⁶⁵, one in 10¹¹ for a million of them.
 from __future__ import annotations
 
 from hashlib import blake2b
+from struct import Struct
 from zlib import crc32
+
+_BLAKE2B_8 = blake2b(digest_size=8)     # copied for each text: no arguments to parse
+_SIGNED_64 = Struct(">q").unpack
 
 
 def text_key(text: str) -> int:
-    """The text's stable signed 64-bit key."""
-    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+    """The text's stable signed 64-bit key (it is computed for every line kept)."""
+    h = _BLAKE2B_8.copy()
+    h.update(text.encode())
+    key: int = _SIGNED_64(h.digest())[0]
+    return key
 
 
 def request_key(request_id: str) -> int:
