@@ -48,6 +48,9 @@ class Price:
                 + cw1h * rates.cache_write_1h + cr * rates.cache_read) / _PER_TOKEN
 
 
+_UNSEEN = Price(0.0, 0.0, 0.0, 0.0, 0.0)    # a model not looked up yet
+
+
 @dataclass(frozen=True)
 class PriceTable:
     as_of: date
@@ -65,7 +68,9 @@ class PriceTable:
         return price
 
     def cost(self, model: str, inp: int, out: int, cw5m: int, cw1h: int, cr: int) -> float | None:
-        price = self.lookup(model)
+        price = self._cache.get(model, _UNSEEN)    # `lookup`, inline: a scan prices each line
+        if price is _UNSEEN:
+            price = self.lookup(model)
         return None if price is None else price.cost(inp, out, cw5m, cw1h, cr)
 
 

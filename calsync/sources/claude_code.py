@@ -27,7 +27,7 @@ import itertools
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NamedTuple
 
 import msgspec
@@ -114,7 +114,11 @@ def _ts_us(value: object) -> int:
 def _moment_us(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return round(moment.timestamp() * 1_000_000)     # exact: the error is far below 0.5 µs
+    return (moment - _EPOCH) // _MICROSECOND         # exact: integer arithmetic throughout
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 _decode_moment = msgspec.json.Decoder(datetime).decode
@@ -201,14 +205,15 @@ def _usage_fields(obj: object) -> tuple[Any, ...] | None:
 # ccusage, which reads transcripts as text; orjson refuses such a line.
 
 _Count = Annotated[int, msgspec.Meta(ge=0, le=(1 << 63) - 1)]
+# gc=False: they hold no cycles, and a scan decodes hundreds of thousands of them.
 
 
-class _Split(msgspec.Struct):
+class _Split(msgspec.Struct, gc=False):
     ephemeral_5m_input_tokens: _Count = 0
     ephemeral_1h_input_tokens: _Count = 0
 
 
-class _Usage(msgspec.Struct):
+class _Usage(msgspec.Struct, gc=False):
     input_tokens: _Count = 0
     output_tokens: _Count = 0
     cache_creation_input_tokens: _Count = 0
@@ -217,13 +222,13 @@ class _Usage(msgspec.Struct):
     speed: Any = None
 
 
-class _Message(msgspec.Struct):
+class _Message(msgspec.Struct, gc=False):
     id: str | None = None
     model: str | None = None
     usage: _Usage | None = None
 
 
-class _Call(msgspec.Struct):
+class _Call(msgspec.Struct, gc=False):
     """The keys of an assistant line (or of the copy a progress line embeds)."""
 
     message: _Message | None = None
@@ -236,7 +241,7 @@ class _Call(msgspec.Struct):
     costUSD: float | None = None
 
 
-class _Data(msgspec.Struct):
+class _Data(msgspec.Struct, gc=False):
     message: _Call | None = None
 
 
@@ -285,9 +290,10 @@ def _line_fields(raw: bytes | memoryview | str) -> tuple[Any, ...] | None:
     if src is not line:
         session, cwd, branch = (session or line.sessionId, cwd or line.cwd,
                                 branch or line.gitBranch)
-    moment = src.timestamp
-    ts = -1 if moment is None else _moment_us(moment)
-    if ts < 0:                          # missing or before 1970: the slow path says which
+    moment = src.timestamp              # `_moment_us`, inline (it is read on every line)
+    ts = -1 if moment is None or moment.tzinfo is None else (moment - _EPOCH) // _MICROSECOND
+    if ts < 0:                          # missing, before 1970 or without an offset: the
+                                        # slow path says which, or reads it as UTC
         return _usage_fields(orjson.loads(raw))
     return (message.id or None, src.requestId or None, src.isSidechain is True,
             ts, session or None, cwd or None, branch or None, model,
@@ -376,6 +382,9 @@ def _facts(fd: int, end: int, block: bytearray | None = None) -> FileFacts:
     return FileFacts(_digest(head), _digest(tail), first.startswith(b'{"type":"summary"'))
 
 
+_NO_TS = 1 << 63                  # later than any timestamp
+
+
 class _Lines:
     """The usage lines of one range, keeping only the best per (message.id, requestId,
     sidechain): the largest token total, the first on a tie (ledger rule 1)."""
@@ -385,19 +394,20 @@ class _Lines:
         self.cost = cost
         self.best: dict[tuple[str, str | None, bool], tuple[Any, ...]] = {}
         self.loose: list[tuple[Any, ...]] = []   # lines without message.id all count
-        self.first_ts: int | None = None
+        self.earliest = _NO_TS                   # the earliest timestamp (`first_ts`)
+
+    @property
+    def first_ts(self) -> int | None:
+        return None if self.earliest == _NO_TS else self.earliest
 
     def add(self, offset: int, u: tuple[Any, ...]) -> None:
+        if u[3] < self.earliest:
+            self.earliest = u[3]
         total = u[8] + u[9] + u[10] + u[11] + u[12]
-        ts = u[3]
-        first = self.first_ts
-        if first is None or ts < first:
-            self.first_ts = ts
-        mid = u[0]
-        if mid is None:
+        if u[0] is None:
             self.loose.append((offset, total, u))
             return
-        key = (mid, u[1], u[2])
+        key = (u[0], u[1], u[2])
         old = self.best.get(key)
         if old is None or total > old[1]:
             self.best[key] = (offset, total, u)
@@ -412,7 +422,9 @@ class _Lines:
                 price = cost(u[7], u[8], u[9], u[10], u[11], u[12])
             mid, rid = u[0], u[1]
             out.append((key, offset, None if mid is None else text_key(mid),
-                        None if rid is None else request_key(rid), u[2], u[3], k[u[4]],
+                        None if rid is None else request_key(rid),
+                        1 if u[2] else 0,   # not a bool: sqlite3 would look for an adapter
+                        u[3], k[u[4]],
                         k[u[5]], k[u[6]], k[u[7]], u[8], u[9], u[10], u[11], u[12], u[13],
                         price, total))
         return out
