@@ -2,7 +2,7 @@
 
 A run reads only what it has not read. Per transcript file the ledger keeps its identity
 (device and inode), size, modification time, the offset just after the last line read, and
-hashes of its first and last 4 KiB before that offset. Then, per file found:
+hashes of its first and last KiB before that offset. Then, per file found:
 
 - same identity, size and mtime: nothing is read at all (the warm path only stats files);
 - grown, with both hashes unchanged: only the new bytes are read;

@@ -352,7 +352,8 @@ Row = tuple[Any, ...]
 LINE_COLUMNS = ("file", "off", "mh", "rh", "side", "ts", "session", "cwd", "branch", "model",
                 "inp", "out", "cw5", "cw1", "cr", "line_cost", "cost", "total")
 Coster = Callable[[str, int, int, int, int, int], float | None]
-HASH_BYTES = 4096
+HASH_BYTES = 1024                 # enough to tell a rewrite (a line holds ids and times),
+                                  # cheap to hash for each of thousands of new files
 
 
 def _digest(data: bytes) -> bytes:
