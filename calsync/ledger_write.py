@@ -50,7 +50,6 @@ class Writer:
         self.expect: dict[int, int] = {}                # ranges still to come, per file
         self.ends: dict[int, list[cc.RangeResult]] = {}  # what came, without the lines
         self.complete: list[int] = []                   # files read to the end, unfinished
-        self.by_scanner: set[int] = set()               # new files whose rows come in batches
         self.stopping: threading.Thread | None = None   # stops the scanners after the scan
 
     def run(self, plan: list[_Read], workers: int, stale_prices: bool,
@@ -68,13 +67,11 @@ class Writer:
         for batch in cc.scan_ranges(ranges, cost=cost, workers=workers,
                                     batch_bytes=_ledger.PIECE_BYTES, pool=pool):
             self._store(batch)
+            for key, size in batch.whole:           # its row came in the batch
+                self.report.bytes_read += size
+                del self.ids[key], self.expect[key]
             for res in batch.results:
                 self.report.bytes_read += res.end - res.start
-                if res.key in self.by_scanner:
-                    self.by_scanner.discard(res.key)
-                    if res.error is None:           # its row came in the batch
-                        del self.ids[res.key]
-                        continue
                 # keep what the file's ledger row needs (memory stays flat)
                 self.ends.setdefault(res.key, []).append(res)
                 self.expect[res.key] -= 1
@@ -113,7 +110,6 @@ class Writer:
                     ids[file_id] = item
                     expect[file_id] = 1
                     ranges.append(cc.Range(file_id, item.path, 0, size, True, item.stat))
-                    self.by_scanner.add(file_id)
                     continue
                 new.append((file_id, scope, item.path, *item.stat[:2], -1, -1))
             else:

@@ -624,8 +624,10 @@ def scan_processes() -> int:
 class Batch(NamedTuple):
     """The results of a batch of ranges; what they found travels together in `lines`."""
 
-    results: list[RangeResult]  # each with `lines` and `problems` empty
+    results: list[RangeResult]  # each with `lines` empty and at most one of its problems
     lines: bytes                # a serialized sqlite database (`pack`)
+    whole: Sequence[tuple[int, int]] = ()  # (key, size) of the new files read whole whose
+                                           # ledger rows are in `lines`: no result for them
 
 
 # A new file's ledger row, as a scanner that read it whole makes it (`calsync.ledger`).
@@ -687,6 +689,7 @@ def scan_batch(ranges: Sequence[Range], cost: Coster | None = None) -> Batch:
     """Scan the ranges and pack what they found."""
     names = NameKeys()
     results, rows, problems, files = [], [], [], []
+    whole: list[tuple[int, int]] = []
     for rng in ranges:
         res = scan_range(rng, cost, names)
         rows += res.lines
@@ -700,8 +703,11 @@ def scan_batch(ranges: Sequence[Range], cost: Coster | None = None) -> Batch:
             files.append((rng.key, rng.path, *rng.stat, res.end, res.facts.head,
                           res.facts.tail, int(res.open_tail), res.first_ts,
                           int(res.facts.resumed)))
-        results.append(res._replace(lines=[], problems=res.problems[:1]))
-    return Batch(results, pack(rows, names.table(), problems, files))
+            whole.append((rng.key, res.end))
+        else:
+            results.append(RangeResult(res.key, res.start, res.end, res.open_tail, [],
+                                       res.problems[:1], res.error, res.first_ts, res.facts))
+    return Batch(results, pack(rows, names.table(), problems, files), whole)
 
 
 def line_numbers(path: str, offsets: Sequence[int],
