@@ -103,6 +103,11 @@ class _Read(NamedTuple):
     start: int                    # 0 for new and re-read files
 
 
+def _worth_a_pool(plan: Sequence[_Read]) -> bool:
+    """Enough to read for the scanner processes to pay off."""
+    return sum(p.stat[2] - p.start for p in plan) >= 2 * PIECE_BYTES
+
+
 def _plan_file(row: _FileRow | None, path: str, st: transcripts.FileStat) -> _Read | None:
     """What to read of one file (None: nothing), from its ledger row and its stat."""
     if row is None:
@@ -174,11 +179,22 @@ class Ledger:
         `listing`: the files, found ahead (used when it is of this ledger's directories)."""
         if listing is None or listing.dirs != self.dirs:
             listing = transcripts.Listing(self.dirs)     # found here and now
+        first = self.conn.execute("SELECT 1 FROM usage_line LIMIT 1").fetchone() is None
+        # A first scan has work for the scanners (else there would be no logs): they start
+        # while the files are still being found, not after.
+        pool = self._start_pool(workers) if first and listing.pending else None
+        try:
+            return self._update(listing, first, workers, pool)
+        finally:
+            if pool is not None:
+                pool.terminate()
+
+    def _update(self, listing: transcripts.Listing, first: bool, workers: int,
+                pool: Any) -> ScanReport:
         found, unreadable = listing.result()
         report = ScanReport(files=len(found), unreadable=unreadable)
         # A first scan into an empty ledger writes outside the WAL (`unlogged`): switched
         # before the plan is made, as a switch counts as a change in PRAGMA data_version.
-        first = self.conn.execute("SELECT 1 FROM usage_line LIMIT 1").fetchone() is None
         with unlogged(self.conn) if first and found else contextlib.nullcontext(False):
             seen = self._data_version()         # what the plan below is made from
             stale_prices, matched = self._scope_state()
@@ -190,11 +206,13 @@ class Ledger:
                 self._keep_listing(key)
             plan = self._plan(changed)
             if plan or stale_prices:
-                pool = self._pool(plan, workers)
+                own = pool is None and _worth_a_pool(plan)
+                if own:
+                    pool = self._start_pool(workers)
                 try:
                     self._write(plan, report, workers, stale_prices, pool, seen)
                 finally:
-                    if pool is not None:
+                    if own and pool is not None:
                         pool.terminate()
         report.problems = self._problems({path for path, _ in found})
         if not found and not self._has_history():
@@ -225,12 +243,9 @@ class Ledger:
         finally:
             self.conn.execute("DETACH scan")
 
-    def _pool(self, plan: Sequence[_Read], workers: int) -> Any:
-        """Scanner processes when there is enough to read, started now: the parent is still
-        small, and what a forked child shares with it stays out of its memory."""
-        todo = sum(p.stat[2] - p.start for p in plan)
-        if todo < 2 * PIECE_BYTES:
-            return None
+    def _start_pool(self, workers: int) -> Any:
+        """Scanner processes (None for one), started now: the parent is still small, and
+        what a forked child shares with it stays out of its memory."""
         from .sources import claude_code as cc
 
         prices = self.prices

@@ -604,14 +604,14 @@ def test_a_run_overtaken_by_another_reads_nothing_twice(tmp_path, env, monkeypat
     assert counted(tmp_path, env) == [(10, 0, "s-1")]
     with path.open("a") as fh:
         fh.write(usage_line("m2", "r2", 20) + "\n")
-    start_pool = ledger_module.Ledger._pool
+    write_ledger = ledger_module.Ledger._write
 
-    def overtaken(self, plan, workers):     # between this run's plan and its write lock,
-        monkeypatch.setattr(ledger_module.Ledger, "_pool", start_pool)
+    def overtaken(self, *args):             # between this run's plan and its write lock,
+        monkeypatch.setattr(ledger_module.Ledger, "_write", write_ledger)
         assert counted(tmp_path, env) == [(10, 0, "s-1"), (20, 0, "s-1")]  # another run reads
-        return start_pool(self, plan, workers)
+        return write_ledger(self, *args)
 
-    monkeypatch.setattr(ledger_module.Ledger, "_pool", overtaken)
+    monkeypatch.setattr(ledger_module.Ledger, "_write", overtaken)
     report = usage_report(UsageConfig(), env, by="session", tz=UTC, logs=[tmp_path])
     assert report.scan.bytes_read == 0          # it plans again under the lock: nothing left
     assert [row["output_tokens"] for row in report.rows] == [30]

@@ -415,19 +415,18 @@ class _Lines:
 
     def rows(self, names: NameKeys) -> list[Row]:
         """A `Row` per line kept, naming session, cwd, branch and model by their keys."""
-        out = []
-        key, cost, k = self.key, self.cost, names
+        out: list[Row] = []
+        append, key, cost, k = out.append, self.key, self.cost, names
         for offset, total, u in (*self.best.values(), *self.loose):
-            price = u[13]
+            mid, rid, side, ts, session, cwd, branch, model, inp, o, cw5, cw1, cr, paid = u
+            price = paid
             if price is None and cost is not None:
-                price = cost(u[7], u[8], u[9], u[10], u[11], u[12])
-            mid, rid = u[0], u[1]
-            out.append((key, offset, None if mid is None else text_key(mid),
-                        None if rid is None else request_key(rid),
-                        1 if u[2] else 0,   # not a bool: sqlite3 would look for an adapter
-                        u[3], k[u[4]],
-                        k[u[5]], k[u[6]], k[u[7]], u[8], u[9], u[10], u[11], u[12], u[13],
-                        price, total))
+                price = cost(model, inp, o, cw5, cw1, cr)
+            append((key, offset, None if mid is None else text_key(mid),
+                    None if rid is None else request_key(rid),
+                    1 if side else 0,       # not a bool: sqlite3 would look for an adapter
+                    ts, k[session], k[cwd], k[branch], k[model], inp, o, cw5, cw1, cr, paid,
+                    price, total))
         return out
 
 

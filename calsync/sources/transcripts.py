@@ -153,6 +153,11 @@ class Listing:
         os.close(write)
         self._children[share] = (pid, read)
 
+    @property
+    def pending(self) -> bool:
+        """Children are still finding the files."""
+        return bool(self._children)
+
     def result(self) -> tuple[list[tuple[str, FileStat]], list[str]]:
         if self._found is None:
             found: list[tuple[str, FileStat]] = []
