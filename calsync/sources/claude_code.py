@@ -739,8 +739,14 @@ def _init_worker(cost: Coster | None) -> None:
     _WORKER_COST = cost
 
 
-def _scan_batch(batch: list[Range]) -> Batch:
-    return scan_batch(batch, _WORKER_COST)
+def _scan_batch(batch: list[tuple[Any, ...]]) -> Batch:
+    """In a scanner process: the batch comes as plain tuples (a namedtuple pickles through
+    Python code, and a first scan sends thousands of ranges)."""
+    return scan_batch([Range._make(r) for r in batch], _WORKER_COST)
+
+
+def _submit(pool: Any, batch: list[Range]) -> Any:
+    return pool.apply_async(_scan_batch, ([tuple(r) for r in batch],))
 
 
 def start_pool(workers: int, cost: Coster | None) -> Any:
@@ -795,12 +801,12 @@ def scan_ranges(ranges: Sequence[Range], *, cost: Coster | None = None, workers:
     if own:
         pool = start_pool(workers, cost)
     try:
-        flying = deque(pool.apply_async(_scan_batch, (b,))
+        flying = deque(_submit(pool, b)
                        for b in itertools.islice(todo, 2 * pool._processes))
         while flying:
             done = flying.popleft().get()
             for batch in itertools.islice(todo, 1):
-                flying.append(pool.apply_async(_scan_batch, (batch,)))
+                flying.append(_submit(pool, batch))
             yield done
     finally:
         if own:
