@@ -5,7 +5,10 @@
     python benchmarks/usage_bench.py --ccusage /path/to/ccusage
 
 Corpora are generated once under benchmarks/data/ (gitignored) by tests/logcorpus.py. For each
-size, in the same run and interleaved so both see the same machine load:
+size, in the same run and interleaved so both see the same machine load. ccusage and the
+cold calsync run take turns going first: on the 2-core VM of the README's figures, calsync
+ran 8 to 12% slower right after ccusage than right before it (two series of 12 and 16
+alternating pairs; ccusage moved -7% and +3.5%), so a fixed order would favour one of them.
 
 - ccusage: `ccusage claude daily --json --offline -z UTC` (the native binary of ccusage 20,
   found as in tests/test_ccusage_agreement.py, or --ccusage);
@@ -155,10 +158,17 @@ def bench(size_mb: int, runs: int, ccusage_bin: str) -> dict[str, Any]:
     results: dict[str, list[dict[str, Any]]] = {"ccusage": [], "cold": [], "warm": [],
                                                  "warm_config": [], "append_1mib": []}
     peak: dict[str, int] = {}
-    for _ in range(runs):                       # interleaved: both see the same load
+
+    def peer() -> None:
         results["ccusage"].append(run(ccusage, ccusage_env))
+
+    def cold() -> None:
         shutil.rmtree(state, ignore_errors=True)
         results["cold"].append(run(calsync, env))
+
+    for i in range(runs):               # interleaved, each going first in turn
+        for step in (peer, cold) if i % 2 == 0 else (cold, peer):
+            step()
     agree = (daily_counts(results["cold"][-1]["stdout"], ccusage=False)
              == daily_counts(results["ccusage"][-1]["stdout"], ccusage=True))
     peak["ccusage"] = run(ccusage, ccusage_env, sample=True)["tree_rss"]
