@@ -256,11 +256,14 @@ class Writer:
         files: dict[int, tuple[int, int, str]] | None = None
         flips: list[tuple[int, int, int]] = []
         for _, same_message in itertools.groupby(cur, key=operator.itemgetter(1)):
-            if files is None:
-                files = self._file_order()
             group = list(same_message)
-            winners = set(cc.choose([cc.Candidate(r[0], r[2], bool(r[3]), r[4],
-                                                  (*files[r[5]], r[6])) for r in group]))
+            if len(group) == 1:         # a lone line counts (a sub-agent's call, say): no
+                winners = {group[0][0]}  # tie to break, no file order to look up
+            else:
+                if files is None:
+                    files = self._file_order()
+                winners = set(cc.choose([cc.Candidate(r[0], r[2], bool(r[3]), r[4],
+                                                      (*files[r[5]], r[6])) for r in group]))
             for r in group:
                 win = int(r[0] in winners)
                 if win != r[7]:
